@@ -1,0 +1,52 @@
+# Two commands matter: `make demo` and `make test`. Both set up .venv on first use.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.sha256
+export PYTHONPATH := $(CURDIR)
+
+LANDING ?=
+LAKEHOUSE ?= .lakehouse/lakehouse
+
+.PHONY: setup test lint demo pipeline follow sql bench clean
+
+setup:
+	@scripts/check_prereqs.sh >/dev/null
+	@if [ ! -x $(PY) ]; then \
+	  echo "creating $(VENV) with $$(scripts/check_prereqs.sh)"; \
+	  "$$(scripts/check_prereqs.sh)" -m venv $(VENV) || { echo "error: could not create $(VENV)" >&2; exit 1; }; \
+	fi
+	@want="$$(sha256sum requirements.txt | cut -d' ' -f1)"; \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  echo "installing requirements.txt into $(VENV)"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  echo "$$want" > $(STAMP) || { echo "error: installing requirements.txt failed (see above); fix and re-run" >&2; exit 1; }; \
+	fi
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+demo: setup
+	$(PY) -m lakehouse.local demo
+
+pipeline: setup
+	@if [ -z "$(LANDING)" ]; then echo "usage: make pipeline LANDING=<s3://bucket/prefix or folder> [LAKEHOUSE=<folder>]" >&2; exit 2; fi
+	$(PY) -m lakehouse.local pipeline --landing "$(LANDING)" --lakehouse "$(LAKEHOUSE)"
+
+follow: setup
+	$(PY) -m lakehouse.local follow
+
+sql: setup
+	@if [ -z "$(Q)" ]; then echo 'usage: make sql Q="SELECT * FROM gold.daily_kpis" [LAKEHOUSE=<folder>]' >&2; exit 2; fi
+	$(PY) -m lakehouse.local sql --lakehouse "$(LAKEHOUSE)" "$(Q)"
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf .lakehouse .pytest_cache .ruff_cache spark-warehouse test-artifacts

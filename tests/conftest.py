@@ -1,0 +1,48 @@
+"""Shared fixtures: one embedded S3 endpoint and one local SparkSession per test session.
+
+The S3 endpoint starts first so Spark's Python workers inherit ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    from lakehouse.local.s3server import EmbeddedS3
+
+    server = EmbeddedS3().start(export_env=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint):
+    """A boto3 S3 client on the embedded endpoint."""
+    return s3_endpoint.client()
+
+
+@pytest.fixture
+def bucket(s3, request):
+    """A fresh, empty bucket per test."""
+    name = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40].strip("-")
+    name = name + "-" + os.urandom(3).hex()
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def spark(s3_endpoint, tmp_path_factory):
+    from lakehouse.local.session import get_or_create_session
+
+    os.environ.setdefault("LAKEHOUSE_WAREHOUSE", str(tmp_path_factory.mktemp("warehouse")))
+    session = get_or_create_session("clickstream-lakehouse-tests", shuffle_partitions=2)
+    yield session
+    session.stop()
