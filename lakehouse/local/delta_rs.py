@@ -1,0 +1,331 @@
+"""Delta tables on a local folder through delta-rs: create, write, merge, read.
+
+This module is the local half of the project's table-write interface (delta-spark is the other half
+on Databricks). Every write is one atomic Delta commit. Writes that carry an application id and a
+version (a streaming query and its batch id) are idempotent: delta-rs records the app transaction
+in the commit but does not skip a repeated write by itself, so the version is compared here first.
+
+Spark reads a Delta ``timestamp`` column as TIMESTAMP (UTC instants, microseconds); Arrow data
+with naive or nanosecond timestamps is normalised to ``timestamp[us, tz=UTC]`` before writing, so
+a table never gains an accidental TIMESTAMP_NTZ column.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
+
+WRITE_MODES = ("append", "overwrite")
+SCHEMA_MODES = (None, "merge", "overwrite")
+WHEN_MATCHED = ("update", "ignore")
+SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+class DeltaTableNotFoundError(FileNotFoundError):
+    """No Delta table (no ``_delta_log``) at the given path."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"Delta table not found at {path}: no _delta_log there. "
+            "Run the upstream notebook (or the pipeline step that creates this table) first, "
+            "or check the lakehouse root in the project configuration."
+        )
+        self.path = path
+
+
+def table_path(path: str | os.PathLike[str]) -> str:
+    """The absolute local folder of a table given as a path or a ``file://`` URI.
+
+    Only local tables are supported by the local runtime; other schemes fail with the fix.
+    """
+    text = os.fspath(path)
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        text = unquote(parsed.path)
+    elif parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
+        raise ValueError(
+            f"Delta table path {text!r} uses the {parsed.scheme}:// scheme; the local runtime keeps "
+            "tables in a local folder. Point the lakehouse root at a local directory."
+        )
+    return str(Path(text).expanduser().absolute())
+
+
+def table_exists(path: str) -> bool:
+    """True when a Delta table (a ``_delta_log`` with at least one commit) exists at ``path``."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(table_path(path))
+
+
+def create_table(
+    path: str,
+    schema: pa.Schema,
+    *,
+    description: str | None = None,
+    partition_by: list[str] | None = None,
+) -> bool:
+    """Create an empty table with ``schema`` unless one exists (``CREATE TABLE IF NOT EXISTS``).
+
+    Column comments come from the field metadata ``{"comment": ...}`` of ``schema``; they are kept
+    in the Delta schema, where Databricks reads them. Returns True if this call created the table.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    location = table_path(path)
+    if table_exists(location):
+        return False
+    _check_partition_columns(location, schema, partition_by)
+    try:
+        DeltaTable.create(
+            location,
+            normalise_schema(schema),
+            mode="error",
+            partition_by=partition_by or None,
+            description=description,
+        )
+    except DeltaError:
+        if table_exists(location):  # created concurrently by someone else: IF NOT EXISTS holds
+            return False
+        raise
+    log.info("created Delta table at %s", location)
+    return True
+
+
+def write(
+    path: str,
+    data: pa.Table,
+    *,
+    mode: str = "append",
+    app_id: str | None = None,
+    version: int | None = None,
+    partition_by: list[str] | None = None,
+    schema_mode: str | None = None,
+) -> bool:
+    """Append ``data`` to (or overwrite) the table at ``path`` in one atomic commit.
+
+    With ``app_id`` and ``version`` the write is idempotent: when the table already records
+    ``version`` (or a later one) for ``app_id``, nothing is written and False is returned;
+    otherwise the app transaction is recorded in the same commit as the data. Creates the table
+    when it does not exist. ``schema_mode="merge"`` adds new columns; ``"overwrite"`` (only with
+    ``mode="overwrite"``) replaces the schema.
+    """
+    from deltalake import write_deltalake
+
+    location = table_path(path)
+    if mode not in WRITE_MODES:
+        raise ValueError(f"write to {location}: mode must be one of {WRITE_MODES}, got {mode!r}")
+    if schema_mode not in SCHEMA_MODES:
+        raise ValueError(f"write to {location}: schema_mode must be one of {SCHEMA_MODES}, got {schema_mode!r}")
+    _check_app_transaction(location, app_id, version)
+    if app_id is not None and _already_committed(location, app_id, version):
+        log.info("skip write to %s: %s already committed version %s", location, app_id, version)
+        return False
+    exists = table_exists(location)
+    if exists and partition_by and schema_mode != "overwrite":
+        _check_same_partitioning(location, partition_by)
+    data = normalise_table(data, existing=_existing_schema(location) if exists else None)
+    if not exists:
+        _check_partition_columns(location, data.schema, partition_by)
+    write_deltalake(
+        location,
+        data,
+        mode=mode,
+        partition_by=(partition_by or None) if not exists or schema_mode == "overwrite" else None,
+        schema_mode=schema_mode,
+        commit_properties=_commit_properties(app_id, version),
+    )
+    return True
+
+
+def merge(
+    path: str,
+    source: pa.Table,
+    *,
+    keys: list[str],
+    app_id: str | None = None,
+    version: int | None = None,
+    when_matched: str = "update",
+    delete_unmatched_where: str | None = None,
+) -> dict | None:
+    """Upsert ``source`` into the table at ``path`` on ``keys`` in one atomic commit.
+
+    - ``source`` is deduplicated on ``keys`` first, keeping the FIRST row of each key (delta-rs
+      would otherwise insert two rows for a new key that appears twice).
+    - ``when_matched="update"`` overwrites every column of matched rows; ``"ignore"`` leaves them
+      as they are (insert-only MERGE: first arrival wins).
+    - ``delete_unmatched_where`` is an SQL predicate on ``target`` rows (for example
+      ``"target.event_date IN ('2026-11-20')"``): target rows that match it but have no source
+      row are deleted, which turns the MERGE into "replace the rows of these days".
+    - Idempotent per ``(app_id, version)`` like :func:`write`; returns the delta-rs merge metrics,
+      or None when the version was already committed.
+
+    Creates the table from the source schema when it does not exist.
+    """
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if when_matched not in WHEN_MATCHED:
+        raise ValueError(f"merge into {location}: when_matched must be one of {WHEN_MATCHED}, got {when_matched!r}")
+    if not keys:
+        raise ValueError(f"merge into {location}: give at least one key column in keys=[...]")
+    missing = [k for k in keys if k not in source.column_names]
+    if missing:
+        raise ValueError(
+            f"merge into {location}: key columns {missing} are not in the source (columns: {source.column_names})"
+        )
+    _check_app_transaction(location, app_id, version)
+    if app_id is not None and _already_committed(location, app_id, version):
+        log.info("skip merge into %s: %s already committed version %s", location, app_id, version)
+        return None
+
+    if not table_exists(location):
+        create_table(location, source.schema)
+    source = normalise_table(dedup_first(source, keys), existing=_existing_schema(location))
+    predicate = " AND ".join(f"target.{_quote(k)} = source.{_quote(k)}" for k in keys)
+    merger = DeltaTable(location).merge(
+        source,
+        predicate,
+        source_alias="source",
+        target_alias="target",
+        commit_properties=_commit_properties(app_id, version),
+    )
+    if when_matched == "update":
+        merger = merger.when_matched_update_all()
+    merger = merger.when_not_matched_insert_all()
+    if delete_unmatched_where is not None:
+        merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
+    return merger.execute()
+
+
+def read(path: str, *, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+    """The table's rows as Arrow (the current snapshot, or ``version``)."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if not table_exists(location):
+        raise DeltaTableNotFoundError(location)
+    return DeltaTable(location, version=version).to_pyarrow_table(columns=columns)
+
+
+def committed_version(path: str, app_id: str) -> int | None:
+    """The last version recorded by ``app_id`` in the table (None if none, or no table)."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if not table_exists(location):
+        return None
+    return DeltaTable(location).transaction_version(app_id)
+
+
+def dedup_first(table: pa.Table, keys: list[str]) -> pa.Table:
+    """``table`` with one row per ``keys`` value: the first in row order (nulls form one group)."""
+    if table.num_rows == 0:
+        return table
+    position = "__row_position__"
+    indexed = table.append_column(position, pa.array(range(table.num_rows), pa.int64()))
+    first = indexed.group_by(keys, use_threads=False).aggregate([(position, "min")])
+    take = pc.sort_indices(first.column(f"{position}_min"))
+    rows = pc.take(first.column(f"{position}_min"), take)
+    return table.take(rows)
+
+
+def normalise_type(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with every timestamp (at any depth) as ``timestamp[us, tz=UTC]``."""
+    if pa.types.is_timestamp(data_type):
+        return SPARK_TIMESTAMP
+    if pa.types.is_struct(data_type):
+        return pa.struct([_normalise_field(data_type.field(i)) for i in range(data_type.num_fields)])
+    if pa.types.is_large_list(data_type):
+        return pa.large_list(_normalise_field(data_type.value_field))
+    if pa.types.is_list(data_type):
+        return pa.list_(_normalise_field(data_type.value_field))
+    if pa.types.is_map(data_type):
+        return pa.map_(_normalise_field(data_type.key_field), _normalise_field(data_type.item_field))
+    return data_type
+
+
+def normalise_schema(schema: pa.Schema, *, existing: pa.Schema | None = None) -> pa.Schema:
+    """``schema`` with Spark-compatible timestamps; columns the ``existing`` table stores as
+    TIMESTAMP_NTZ (naive) keep that type."""
+    fields = []
+    for field in schema:
+        if existing is not None and field.name in existing.names:
+            target = existing.field(field.name).type
+            if pa.types.is_timestamp(target) and target.tz is None and pa.types.is_timestamp(field.type):
+                fields.append(field.with_type(pa.timestamp("us")))
+                continue
+        fields.append(_normalise_field(field))
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def normalise_table(table: pa.Table, *, existing: pa.Schema | None = None) -> pa.Table:
+    """``table`` cast to :func:`normalise_schema` (naive timestamps are read as UTC)."""
+    target = normalise_schema(table.schema, existing=existing)
+    if target.equals(table.schema, check_metadata=True):
+        return table
+    # Nanoseconds cannot be stored in a Spark TIMESTAMP: truncating them is the intended cast.
+    return table.cast(target, safe=False)
+
+
+def _normalise_field(field: pa.Field) -> pa.Field:
+    return field.with_type(normalise_type(field.type))
+
+
+def _quote(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _existing_schema(location: str) -> pa.Schema | None:
+    from deltalake import DeltaTable
+
+    if not table_exists(location):
+        return None
+    return pa.schema(DeltaTable(location).schema().to_arrow())
+
+
+def _already_committed(location: str, app_id: str, version: int | None) -> bool:
+    committed = committed_version(location, app_id)
+    return committed is not None and version is not None and committed >= version
+
+
+def _check_app_transaction(location: str, app_id: str | None, version: int | None) -> None:
+    if (app_id is None) != (version is None):
+        raise ValueError(
+            f"write to {location}: give both app_id and version for an idempotent write, or neither "
+            f"(got app_id={app_id!r}, version={version!r})"
+        )
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise ValueError(f"write to {location}: version must be a non-negative integer, got {version!r}")
+
+
+def _commit_properties(app_id: str | None, version: int | None):
+    from deltalake import CommitProperties, Transaction
+
+    if app_id is None or version is None:
+        return None
+    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+
+
+def _check_partition_columns(location: str, schema: pa.Schema, partition_by: list[str] | None) -> None:
+    missing = [c for c in partition_by or [] if c not in schema.names]
+    if missing:
+        raise ValueError(f"table {location}: partition columns {missing} are not in the schema ({schema.names})")
+
+
+def _check_same_partitioning(location: str, partition_by: list[str]) -> None:
+    from deltalake import DeltaTable
+
+    existing = DeltaTable(location).metadata().partition_columns
+    if list(existing) != list(partition_by):
+        raise ValueError(
+            f"table {location} is partitioned by {existing}, not {partition_by}: write without "
+            "partition_by (the table's own partitioning applies), or overwrite it with schema_mode='overwrite'."
+        )
