@@ -1,0 +1,32 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # 00 · Setup: schemas and tables
+# MAGIC
+# MAGIC **Reads:** nothing. **Writes:** the `bronze`, `silver`, `gold` and `ops` schemas and every table
+# MAGIC of the lakehouse, each with a table comment and column comments (`IF NOT EXISTS`: safe to re-run).
+# MAGIC
+# MAGIC **Guarantees:** after this notebook every table the streams write exists with its declared shape,
+# MAGIC so Databricks SQL users see documented, queryable (empty) tables from the start.
+
+# COMMAND ----------
+
+# The shared package sits two folders up (repo root); the same line works in a Git folder, a bundle
+# deployment and the local runner.
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
+
+from lakehouse import config, pipeline
+
+# COMMAND ----------
+
+WIDGETS = ("lakehouse", "checkpoint_root")
+config.define_widgets(dbutils, names=WIDGETS)
+cfg = config.from_widgets(dbutils, names=WIDGETS)
+
+# COMMAND ----------
+
+created = pipeline.setup(spark, cfg)
+for table, was_created in created.items():
+    print(f"{table:28s} {'created' if was_created else 'exists'}")

@@ -1,0 +1,226 @@
+"""Every table of the lakehouse: name, columns, types and the comments Databricks SQL users see.
+
+`00_setup` creates these (``IF NOT EXISTS``) on both runtimes, and the writers select columns in
+this order, so a table's shape is declared once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lakehouse import contract
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # Spark SQL type
+    comment: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str  # "<layer>.<table>"
+    comment: str
+    columns: tuple[Column, ...]
+    keys: tuple[str, ...] = field(default=())
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl_columns(self) -> str:
+        return ", ".join(f"`{c.name}` {c.type} COMMENT '{_sql_str(c.comment)}'" for c in self.columns)
+
+    def struct(self):
+        """The Spark StructType of the table, comments as field metadata."""
+        from pyspark.sql import types as T
+
+        return T.StructType(
+            [T.StructField(c.name, _spark_type(c.type), True, {"comment": c.comment}) for c in self.columns]
+        )
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _spark_type(ddl: str):
+    from pyspark.sql import types as T
+
+    return {
+        "STRING": T.StringType(),
+        "INT": T.IntegerType(),
+        "BIGINT": T.LongType(),
+        "DOUBLE": T.DoubleType(),
+        "BOOLEAN": T.BooleanType(),
+        "DATE": T.DateType(),
+        "TIMESTAMP": T.TimestampType(),
+    }[ddl]
+
+
+def _contract_columns() -> tuple[Column, ...]:
+    schema = contract.load_schema()
+    return tuple(
+        Column(name, contract.spark_type_name(prop).upper(), prop.get("description", name))
+        for name, prop in schema["properties"].items()
+    )
+
+
+BRONZE_EVENTS = TableSpec(
+    "bronze.events",
+    "Every line landed in S3, exactly as it arrived, one row per line. Source of truth for replays.",
+    (
+        Column("value", "STRING", "The raw JSON line as it arrived (may be malformed or invalid)."),
+        Column("_source_file", "STRING", "Full URI of the landed object the line came from."),
+        Column("_file_size", "BIGINT", "Size in bytes of the landed object."),
+        Column("_file_modification_time", "TIMESTAMP", "When the landed object was written to S3."),
+        Column("_ingested_at", "TIMESTAMP", "When the Bronze stream read the line (UTC)."),
+        Column("_record_id", "STRING", "Unique id of this Bronze row; identifies the line in Silver and quarantine."),
+    ),
+)
+
+SILVER_EVENTS = TableSpec(
+    "silver.events",
+    "Valid clickstream events, exactly one row per event_id (first arrival wins), late events included.",
+    _contract_columns()
+    + (
+        Column("event_date", "DATE", "DATE(event_time) in UTC."),
+        Column("is_late", "BOOLEAN", "True when the event arrived behind the stream's event_time watermark."),
+        Column("_rescued_data", "STRING", "Fields the contract does not name, as JSON with _file_path; null if none."),
+        Column("payload_hash", "STRING", "SHA-256 of the event's contract fields except ingest_time (conflict detection)."),
+        Column("_record_id", "STRING", "Bronze row this event was taken from."),
+        Column("_source_file", "STRING", "Landed object the event came from."),
+        Column("_ingested_at", "TIMESTAMP", "When Bronze read the line."),
+        Column("_processed_at", "TIMESTAMP", "When Silver committed the event."),
+    ),
+    keys=("event_id",),
+)
+
+QUARANTINE = TableSpec(
+    "silver.quarantine",
+    "Lines that could not become Silver events, with a typed reason; nothing is dropped without a row here or a count.",
+    (
+        Column("_record_id", "STRING", "Bronze row the line came from."),
+        Column("reason", "STRING", "Typed reason: malformed_json, missing_required_field, invalid_type, "
+               "unsupported_schema_version, invalid_enum, invalid_uuid, invalid_timestamp, invalid_format, "
+               "future_event_time, too_late, conflicting_duplicate."),
+        Column("field", "STRING", "The offending field ('$' for the whole line)."),
+        Column("message", "STRING", "What is wrong, in words."),
+        Column("raw_line", "STRING", "The line exactly as it arrived."),
+        Column("event_id", "STRING", "event_id if one could be read, else null."),
+        Column("event_time", "TIMESTAMP", "event_time if one could be read, else null."),
+        Column("_source_file", "STRING", "Landed object the line came from."),
+        Column("_ingested_at", "TIMESTAMP", "When Bronze read the line."),
+        Column("quarantined_at", "TIMESTAMP", "When Silver quarantined the line."),
+    ),
+    keys=("_record_id",),
+)
+
+DAILY_KPIS = TableSpec(
+    "gold.daily_kpis",
+    "Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.",
+    (
+        Column("event_date", "DATE", "Day of event_time (UTC)."),
+        Column("events", "BIGINT", "Events that day."),
+        Column("active_users", "BIGINT", "Distinct user_id that day (DAU)."),
+        Column("sessions", "BIGINT", "Distinct session_id that day."),
+        Column("views", "BIGINT", "Events with action = view."),
+        Column("clicks", "BIGINT", "Events with action = click."),
+        Column("add_to_carts", "BIGINT", "Events with action = add_to_cart."),
+        Column("purchases", "BIGINT", "Events with action = purchase."),
+        Column("converted_sessions", "BIGINT", "Distinct sessions with at least one purchase that day."),
+        Column("conversion_rate", "DOUBLE", "converted_sessions / sessions (0.0 when no sessions)."),
+    ),
+    keys=("event_date",),
+)
+
+EVENTS_PER_MINUTE = TableSpec(
+    "gold.events_per_minute",
+    "Events per 1-minute tumbling window of event_time and action.",
+    (
+        Column("window_start", "TIMESTAMP", "Start of the 1-minute window (inclusive, UTC)."),
+        Column("window_end", "TIMESTAMP", "End of the 1-minute window (exclusive, UTC)."),
+        Column("action", "STRING", "view, click, add_to_cart or purchase."),
+        Column("events", "BIGINT", "Events in the window with that action."),
+        Column("event_date", "DATE", "Day of window_start (UTC), for pruning."),
+    ),
+    keys=("window_start", "action"),
+)
+
+FUNNEL_DAILY = TableSpec(
+    "gold.funnel_daily",
+    "Daily funnel: sessions reaching each step (a step with no sessions is reported as 0).",
+    (
+        Column("event_date", "DATE", "Day of event_time (UTC)."),
+        Column("step", "STRING", "Funnel step: view, click, add_to_cart, purchase."),
+        Column("step_order", "INT", "view=1, click=2, add_to_cart=3, purchase=4."),
+        Column("sessions", "BIGINT", "Sessions with at least one event of that action that day."),
+    ),
+    keys=("event_date", "step"),
+)
+
+TRAFFIC_DAILY = TableSpec(
+    "gold.traffic_daily",
+    "Daily traffic split by device, country and source; a missing dimension is 'unknown'.",
+    (
+        Column("event_date", "DATE", "Day of event_time (UTC)."),
+        Column("device_type", "STRING", "mobile, desktop, tablet, other or unknown."),
+        Column("country", "STRING", "ISO-3166-1 alpha-2 code or unknown."),
+        Column("source", "STRING", "Traffic source or unknown."),
+        Column("events", "BIGINT", "Events."),
+        Column("active_users", "BIGINT", "Distinct user_id."),
+    ),
+    keys=("event_date", "device_type", "country", "source"),
+)
+
+TOP_PAGES_DAILY = TableSpec(
+    "gold.top_pages_daily",
+    "Page views per page and day.",
+    (
+        Column("event_date", "DATE", "Day of event_time (UTC)."),
+        Column("page", "STRING", "URL path."),
+        Column("views", "BIGINT", "Events with action = view on the page."),
+        Column("unique_users", "BIGINT", "Distinct users who viewed the page."),
+    ),
+    keys=("event_date", "page"),
+)
+
+PIPELINE_METRICS = TableSpec(
+    "ops.pipeline_metrics",
+    "One row per micro-batch and layer: volumes, quarantine, duplicates, lateness, watermark and latency.",
+    (
+        Column("layer", "STRING", "bronze, silver or gold."),
+        Column("stream_id", "STRING", "Stable id of the stream (derived from its checkpoint)."),
+        Column("batch_id", "BIGINT", "Micro-batch id."),
+        Column("rows_in", "BIGINT", "Rows read by the batch."),
+        Column("rows_written", "BIGINT", "Rows written to the layer's main table."),
+        Column("quarantined", "BIGINT", "Rows written to silver.quarantine."),
+        Column("duplicates_removed", "BIGINT", "Rows dropped as exact duplicates of an event already kept."),
+        Column("late", "BIGINT", "Events kept that arrived behind the watermark (is_late = true)."),
+        Column("late_dropped", "BIGINT", "Late rows not in Silver and not counted elsewhere (0 by design)."),
+        Column("watermark", "TIMESTAMP", "The stream's event_time watermark when the batch ran."),
+        Column("latency_p50_s", "DOUBLE", "Median seconds from ingest_time (Bronze: landing) to commit."),
+        Column("latency_p95_s", "DOUBLE", "95th percentile seconds from ingest_time to commit."),
+        Column("latency_max_s", "DOUBLE", "Max seconds from ingest_time to commit."),
+        Column("duration_s", "DOUBLE", "Seconds the batch took."),
+        Column("started_at", "TIMESTAMP", "When the batch started."),
+        Column("committed_at", "TIMESTAMP", "When the batch committed."),
+    ),
+    keys=("layer", "stream_id", "batch_id"),
+)
+
+GOLD_TABLES = (DAILY_KPIS, EVENTS_PER_MINUTE, FUNNEL_DAILY, TRAFFIC_DAILY, TOP_PAGES_DAILY)
+ALL_TABLES = (BRONZE_EVENTS, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS)
+LAYERS = ("bronze", "silver", "gold", "ops")
+
+
+def spec(name: str) -> TableSpec:
+    for table in ALL_TABLES:
+        if table.name == name:
+            return table
+    raise KeyError(f"unknown table {name!r}; known: {', '.join(t.name for t in ALL_TABLES)}")

@@ -1,0 +1,163 @@
+"""Silver: parse Bronze lines against the contract, quarantine what is invalid, deduplicate the rest.
+
+Pure ``DataFrame -> DataFrame`` functions; the streaming wiring (watermark, MERGE) is in
+:mod:`lakehouse.pipeline`.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse import catalog, contract
+from lakehouse.transforms import validation
+
+VIOLATION = "_violation"
+CONTRACT_FIELDS = contract.field_names()
+# Fields that make two arrivals of one event_id "the same event"; ingest_time is when it was (re)sent.
+PAYLOAD_FIELDS = [f for f in CONTRACT_FIELDS if f != "ingest_time"]
+ARRIVAL_ORDER = ["ingest_time", "_ingested_at", "_source_file", "_record_id"]
+
+
+def parse(bronze: DataFrame) -> DataFrame:
+    """Typed contract columns, ``_rescued_data``, ``payload_hash`` and ``_violation`` (null when valid)."""
+    with_map = validation.with_json_map(bronze)
+    parsed = with_map.select(
+        *[F.col(c) for c in bronze.columns],
+        validation.violation_column().alias(VIOLATION),
+        *validation.typed_columns(),
+        validation.rescued_data_column(F.col("_source_file")).alias("_rescued_data"),
+    )
+    return parsed.withColumn("event_date", F.to_date("event_time")).withColumn(
+        "payload_hash", F.sha2(F.to_json(F.struct(*[F.col(f) for f in PAYLOAD_FIELDS])), 256)
+    )
+
+
+def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future_tolerance_minutes: float) -> DataFrame:
+    """Quarantine contract-valid events whose lateness, measured within the event, is out of bounds."""
+    lateness_s = F.col("ingest_time").cast("double") - F.col("event_time").cast("double")
+    future = lateness_s < F.lit(-60.0 * future_tolerance_minutes)
+    too_late = lateness_s > F.lit(3600.0 * max_lateness_hours)
+    rule = (
+        F.when(
+            future,
+            _violation(
+                "future_event_time",
+                "event_time",
+                F.format_string(
+                    f"event_time is %.0f s after ingest_time (tolerance {future_tolerance_minutes:g} minutes)", -lateness_s
+                ),
+            ),
+        )
+        .when(
+            too_late,
+            _violation(
+                "too_late",
+                "event_time",
+                F.format_string(
+                    f"event arrived %.1f hours after event_time (limit {max_lateness_hours:g} hours)", lateness_s / 3600.0
+                ),
+            ),
+        )
+    )
+    return parsed.withColumn(VIOLATION, F.coalesce(F.col(VIOLATION), rule))
+
+
+def _violation(reason: str, field: str, message) -> F.Column:
+    return F.struct(F.lit(reason).alias("reason"), F.lit(field).alias("field"), message.alias("message"))
+
+
+def valid_events(parsed: DataFrame) -> DataFrame:
+    return parsed.filter(F.col(VIOLATION).isNull())
+
+
+def invalid_lines(parsed: DataFrame) -> DataFrame:
+    return parsed.filter(F.col(VIOLATION).isNotNull())
+
+
+def quarantine_rows(rows: DataFrame, *, quarantined_at=None) -> DataFrame:
+    """Shape rows carrying ``_violation`` as ``silver.quarantine`` rows (the raw line is kept)."""
+    return rows.select(
+        "_record_id",
+        F.col(f"{VIOLATION}.reason").alias("reason"),
+        F.col(f"{VIOLATION}.field").alias("field"),
+        F.col(f"{VIOLATION}.message").alias("message"),
+        F.col("value").alias("raw_line"),
+        F.coalesce(F.col("event_id"), F.get_json_object("value", "$.event_id")).alias("event_id"),
+        F.col("event_time"),
+        "_source_file",
+        "_ingested_at",
+        (quarantined_at if quarantined_at is not None else F.current_timestamp()).alias("quarantined_at"),
+    )
+
+
+# Outcomes of deduplication for each valid row of a batch.
+INSERT = "insert"
+ALREADY_IN_SILVER = "already_in_silver"  # the row itself was committed by an earlier attempt of this batch
+DUPLICATE = "duplicate"
+CONFLICTING = "conflicting_duplicate"
+
+
+def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: DataFrame) -> DataFrame:
+    """Decide, for every valid row of a batch, whether it is inserted, a duplicate or a conflicting duplicate.
+
+    * ``silver``: the Silver rows (``event_id``, ``payload_hash``, ``_record_id``) for event_ids in the batch.
+    * ``kept_event_ids``: event_ids that Spark's ``dropDuplicatesWithinWatermark`` emitted this batch.
+      A new event_id it did not emit was dropped as older than the watermark: it is inserted with
+      ``is_late = true``.
+
+    First arrival wins: Silver's row if there is one, else the batch's earliest arrival. A later arrival
+    with the same payload (ignoring ingest_time) is a duplicate; with another payload it is a
+    conflicting duplicate. A row already in Silver under its own ``_record_id`` (a replayed batch) is
+    recognised as itself, so replays classify every row exactly as the first attempt did.
+    """
+    first = Window.partitionBy("event_id").orderBy(*ARRIVAL_ORDER)
+    ranked = valid.withColumn("_arrival", F.row_number().over(first))
+    batch_first = ranked.filter("_arrival = 1").select(
+        "event_id", F.col("payload_hash").alias("_first_hash"), F.col("_record_id").alias("_first_record")
+    )
+    in_silver = silver.select(
+        "event_id", F.col("payload_hash").alias("_silver_hash"), F.col("_record_id").alias("_silver_record")
+    )
+    kept = kept_event_ids.select("event_id").distinct().withColumn("_kept", F.lit(True))
+    joined = ranked.join(batch_first, "event_id").join(in_silver, "event_id", "left").join(kept, "event_id", "left")
+    reference_record = F.coalesce("_silver_record", "_first_record")
+    reference_hash = F.coalesce("_silver_hash", "_first_hash")
+    outcome = (
+        F.when(
+            F.col("_record_id") == reference_record,
+            F.when(F.col("_silver_record").isNull(), F.lit(INSERT)).otherwise(F.lit(ALREADY_IN_SILVER)),
+        )
+        .when(F.col("payload_hash") == reference_hash, F.lit(DUPLICATE))
+        .otherwise(F.lit(CONFLICTING))
+    )
+    return (
+        joined.withColumn("_outcome", outcome)
+        .withColumn("is_late", F.col("_kept").isNull())
+        .withColumn(
+            "_first_record_source", F.coalesce(F.col("_silver_record"), F.col("_first_record"))
+        )
+        .drop("_arrival", "_first_hash", "_silver_hash", "_kept")
+    )
+
+
+def conflicting_quarantine_rows(classified: DataFrame) -> DataFrame:
+    rows = classified.filter(F.col("_outcome") == CONFLICTING).withColumn(
+        VIOLATION,
+        _violation(
+            CONFLICTING,
+            "event_id",
+            F.format_string(
+                "event_id %s was first seen with a different payload (Bronze record %s)",
+                F.col("event_id"),
+                F.col("_first_record_source"),
+            ),
+        ),
+    )
+    return quarantine_rows(rows)
+
+
+def silver_rows(classified: DataFrame) -> DataFrame:
+    """The rows to insert into ``silver.events``."""
+    inserts = classified.filter(F.col("_outcome") == INSERT).withColumn("_processed_at", F.current_timestamp())
+    return inserts.select(*catalog.SILVER_EVENTS.column_names)
