@@ -1,0 +1,201 @@
+"""File storage access for the local runtime: list, read and write objects on S3 or a local disk.
+
+One vocabulary for both: a *URI* is ``s3://bucket/key`` (also ``s3a://``, ``s3n://``), ``file:///abs/path``
+or a plain local path. S3 goes through boto3, which honours ``AWS_ENDPOINT_URL`` (the embedded
+endpoint locally, nothing on AWS). Listing follows Spark's file sources: recursive, and names that
+start with ``_`` or ``.`` (hidden, e.g. ``_delta_log``, ``.tmp``) are skipped at every level below
+the listed root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+log = logging.getLogger(__name__)
+
+S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One listed file. ``path`` is a full URI: ``s3://bucket/key`` or ``file:///abs/path``."""
+
+    path: str
+    size: int
+    modification_time_ms: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(S3_SCHEMES)
+
+
+def split_s3(uri: str) -> tuple[str, str, str]:
+    """``s3://bucket/a/b`` → (``s3://``, ``bucket``, ``a/b``)."""
+    scheme, rest = uri.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI {uri!r} names no bucket; expected s3://bucket/prefix")
+    return scheme + "://", bucket, key
+
+
+def local_path(uri: str) -> Path:
+    """The filesystem path of a local URI (``file:///x``, ``file:/x`` or a plain path)."""
+    if uri.startswith("file://"):
+        uri = unquote(uri[len("file://") :])
+    elif uri.startswith("file:"):
+        uri = unquote(uri[len("file:") :])
+    return Path(uri).expanduser().absolute()
+
+
+def local_uri(path: str | Path) -> str:
+    return Path(path).absolute().as_uri()
+
+
+def normalize(uri: str) -> str:
+    """The canonical URI of a location: S3 URIs unchanged, local paths as ``file:///abs/path``."""
+    if is_s3(uri):
+        return uri
+    return local_uri(local_path(uri))
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def is_hidden(name: str) -> bool:
+    """Spark's rule for names its file sources ignore (``_col=1`` partition folders are kept)."""
+    return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
+
+
+_local = threading.local()
+
+
+def s3_client():
+    """A boto3 S3 client for this process and thread (boto3 sessions are not shared across threads)."""
+    client = getattr(_local, "client", None)
+    if client is None or getattr(_local, "pid", None) != os.getpid():
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
+        client = boto3.session.Session().client("s3", config=config)
+        _local.client, _local.pid = client, os.getpid()
+    return client
+
+
+def list_files(uri: str, *, skip_hidden: bool = True) -> list[FileInfo]:
+    """Every file under ``uri`` (recursively), or ``uri`` itself when it names a file.
+
+    A location that does not exist yet lists as empty: a landing prefix may be created by the
+    first file written to it.
+    """
+    if is_s3(uri):
+        return _list_s3(uri, skip_hidden=skip_hidden)
+    return _list_local(local_path(uri), skip_hidden=skip_hidden)
+
+
+def _list_s3(uri: str, *, skip_hidden: bool) -> list[FileInfo]:
+    scheme, bucket, key = split_s3(uri)
+    client = s3_client()
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    found: list[FileInfo] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            object_key = obj["Key"]
+            if object_key.endswith("/"):
+                continue  # a console-made "folder" marker, not a file
+            relative = object_key[len(prefix) :]
+            if skip_hidden and any(is_hidden(part) for part in relative.split("/")):
+                continue
+            found.append(
+                FileInfo(
+                    path=f"{scheme}{bucket}/{object_key}",
+                    size=int(obj["Size"]),
+                    modification_time_ms=int(obj["LastModified"].timestamp() * 1000),
+                )
+            )
+    if not found and key and not key.endswith("/"):
+        # The URI may name one object rather than a prefix.
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except client.exceptions.ClientError:
+            return []
+        return [FileInfo(uri, int(head["ContentLength"]), int(head["LastModified"].timestamp() * 1000))]
+    return found
+
+
+def _list_local(root: Path, *, skip_hidden: bool) -> list[FileInfo]:
+    if root.is_file():
+        stat = root.stat()
+        return [FileInfo(local_uri(root), stat.st_size, stat.st_mtime_ns // 1_000_000)]
+    if not root.is_dir():
+        return []
+    found: list[FileInfo] = []
+    for directory, dirnames, filenames in os.walk(root):
+        if skip_hidden:
+            dirnames[:] = [d for d in dirnames if not is_hidden(d)]
+        dirnames.sort()
+        for filename in sorted(filenames):
+            if skip_hidden and is_hidden(filename):
+                continue
+            full = os.path.join(directory, filename)
+            try:
+                stat = os.stat(full)
+            except FileNotFoundError:
+                continue  # removed between listing and stat
+            found.append(FileInfo(Path(full).as_uri(), stat.st_size, stat.st_mtime_ns // 1_000_000))
+    return found
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole content of one file."""
+    if is_s3(uri):
+        _, bucket, key = split_s3(uri)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return local_path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole file atomically: readers see the old state or the new one, never a partial file.
+
+    S3 PUTs are atomic by themselves; locally the data goes to a hidden temporary file in the same
+    folder, is flushed to disk, then renamed over the target.
+    """
+    if is_s3(uri):
+        _, bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    target = local_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+
+
+def delete(uris: Iterable[str]) -> None:
+    """Delete files; a file already gone is not an error."""
+    by_bucket: dict[str, list[str]] = {}
+    for uri in uris:
+        if is_s3(uri):
+            _, bucket, key = split_s3(uri)
+            by_bucket.setdefault(bucket, []).append(key)
+        else:
+            local_path(uri).unlink(missing_ok=True)
+    for bucket, keys in by_bucket.items():
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            s3_client().delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
