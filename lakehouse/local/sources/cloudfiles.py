@@ -896,7 +896,8 @@ class DiscoveryLog:
     Each discovered file gets the next sequence number (1, 2, ...); stream offsets are sequence
     numbers. The log lives under ``<schemaLocation>/_discovery/`` as numbered segment files written
     atomically (``<last seq>.jsonl``), periodically folded into one ``<last seq>.compact.jsonl``.
-    An ``id`` file names the log so offsets from a different log are refused.
+    An ``id`` file names the log so offsets from a different log are refused; a ``start`` file keeps
+    the offset a new checkpoint starts from.
     """
 
     SEGMENTS_PER_COMPACTION = 100
@@ -908,6 +909,7 @@ class DiscoveryLog:
         self._cumulative_bytes: list[int] = [0]
         self._known: set[str] = set()
         self._segments: list[str] = []  # segment URIs written since the last compaction
+        self.start_seq: int | None = None  # where a new checkpoint starts (includeExistingFiles)
 
     @classmethod
     def open(cls, schema_location: str) -> DiscoveryLog:
@@ -960,6 +962,10 @@ class DiscoveryLog:
         log.info("cloudFiles discovered %d new files (seq %d..%d) in %s", len(new), first, self.last_seq, self.location)
         return len(new)
 
+    def set_start(self, seq: int) -> None:
+        storage.write_bytes(storage.join(self.location, "start"), json.dumps({"seq": seq}).encode("utf-8"))
+        self.start_seq = seq
+
     def _append(self, files: Sequence[FileInfo]) -> None:
         total = self._cumulative_bytes[-1]
         for info in files:
@@ -984,6 +990,8 @@ class DiscoveryLog:
         else:
             self.log_id = uuid.uuid4().hex
             storage.write_bytes(storage.join(self.location, "id"), self.log_id.encode("utf-8"))
+        if "start" in listing:
+            self.start_seq = int(json.loads(storage.read_bytes(listing["start"]))["seq"])
         compactions = sorted(
             (seq, name)
             for name in listing
@@ -1105,11 +1113,17 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         return seq
 
     def initialOffset(self) -> dict[str, Any]:
-        if not self.options.include_existing_files:
-            # A new checkpoint starts after everything present now: record it as discovered, skip it.
-            self._discover()
-            return self._offset(self._discovery().last_seq)
-        return self._offset(0)
+        discovery = self._discovery()
+        if discovery.start_seq is None:
+            # Fixed the first time a stream starts on this schemaLocation, so a restart before the
+            # first micro-batch (which leaves no offset in the checkpoint) starts from the same place.
+            if self.options.include_existing_files:
+                discovery.set_start(0)
+            else:
+                # Files present now are recorded as discovered and skipped: the stream starts after them.
+                self._discover()
+                discovery.set_start(discovery.last_seq)
+        return self._offset(discovery.start_seq)
 
     def getDefaultReadLimit(self) -> ReadLimit:
         if self.options.max_bytes_per_trigger is not None and self.options.max_files_per_trigger is None:
