@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,10 @@ def read(path: str, *, columns: list[str] | None = None, version: int | None = N
     location = table_path(path)
     if not table_exists(location):
         raise DeltaTableNotFoundError(location)
-    return DeltaTable(location, version=version).to_pyarrow_table(columns=columns)
+    # pyarrow's own local filesystem: delta-rs's Python filesystem handler can abort the
+    # interpreter at exit (std::terminate) once it has served a read.
+    filesystem = SubTreeFileSystem(location, LocalFileSystem())
+    return DeltaTable(location, version=version).to_pyarrow_table(columns=columns, filesystem=filesystem)
 
 
 def committed_version(path: str, app_id: str) -> int | None:
