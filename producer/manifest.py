@@ -1,0 +1,215 @@
+"""The run manifest: the ground truth of what a producer run landed, for pipelines to reconcile against.
+
+Counts are taken from the lines of each batch *after* its PUT succeeded, so the manifest never
+claims a line that did not land. Alongside the manifest goes a gzip JSON-lines truth file with one
+line per valid unique event (its first arrival, exactly as sent). The identity that pipeline tests
+rely on, and :meth:`Manifest.check` asserts::
+
+    lines_sent == valid_unique_events + natural_duplicates + sum(expected_quarantine.values())
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from producer.stream import ACTIONS, INVALID, LATE, MALFORMED, NATURAL_DUPLICATE, SYNTHETIC_DUPLICATE, VALID, Line
+
+log = logging.getLogger(__name__)
+
+
+class GroundTruth:
+    """Accumulates exact counts over landed batches and streams the truth file."""
+
+    def __init__(self, truth_path: Path) -> None:
+        self.truth_path = truth_path
+        self.objects: list[dict[str, Any]] = []
+        self.kinds: Counter[str] = Counter()
+        self.quarantine: Counter[str] = Counter()
+        self.by_date_action: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ACTIONS, 0))
+        self.users_by_date: dict[str, set[str]] = defaultdict(set)
+        self.sessions_by_date: dict[str, set[str]] = defaultdict(set)
+        self.lines_sent = 0
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = truth_path.with_name(truth_path.name + ".partial")
+        # Level 1: the truth file is written at producer speed and read rarely.
+        # Open for the whole run, closed by close().
+        self._truth = gzip.open(self._partial, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+
+    def record_object(self, key: str, lines: list[Line], size: int) -> None:
+        """Count one object that landed."""
+        self.objects.append({"key": key, "lines": len(lines), "bytes": size})
+        self.lines_sent += len(lines)
+        kinds = self.kinds
+        truth_lines = []
+        for line in lines:
+            kinds[line.kind] += 1
+            if line.reason is not None:
+                self.quarantine[line.reason] += 1
+            event = line.event
+            if event is not None:
+                day = event["event_time"][:10]
+                self.by_date_action[day][event["action"]] += 1
+                self.users_by_date[day].add(event["user_id"])
+                self.sessions_by_date[day].add(event["session_id"])
+                truth_lines.append(line.text)
+        if truth_lines:
+            self._truth.write("\n".join(truth_lines))
+            self._truth.write("\n")
+
+    def close(self) -> None:
+        if not self._truth.closed:
+            self._truth.close()
+            os.replace(self._partial, self.truth_path)
+
+    def counts(self) -> dict[str, Any]:
+        kinds = self.kinds
+        return {
+            "lines_sent": self.lines_sent,
+            "objects": len(self.objects),
+            "valid_unique_events": kinds[VALID] + kinds[LATE],
+            "natural_duplicates": kinds[NATURAL_DUPLICATE],
+            "synthetic_duplicates": kinds[SYNTHETIC_DUPLICATE],
+            "late_events": kinds[LATE],
+            "malformed_lines": kinds[MALFORMED],
+            "invalid_events": kinds[INVALID],
+            "expected_quarantine": dict(sorted(self.quarantine.items())),
+        }
+
+
+@dataclass
+class Manifest:
+    """One run's manifest; :meth:`to_dict` is the JSON written locally and to S3."""
+
+    run_id: str
+    created_at: str
+    parameters: dict[str, Any]
+    landing: dict[str, str]
+    objects: list[dict[str, Any]]
+    counts: dict[str, Any]
+    by_date_action: dict[str, dict[str, int]]
+    distinct_users_by_date: dict[str, int]
+    distinct_sessions_by_date: dict[str, int]
+    truth_file: str
+    status: str = "complete"
+    finished_at: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+    manifest_uri: str = ""
+    undelivered: list[dict[str, Any]] = field(default_factory=list)
+    # Where the manifest was written on this machine (not part of the JSON).
+    local_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "parameters": self.parameters,
+            "landing": self.landing,
+            "objects": self.objects,
+            "counts": self.counts,
+            "by_date_action": self.by_date_action,
+            "distinct_users_by_date": self.distinct_users_by_date,
+            "distinct_sessions_by_date": self.distinct_sessions_by_date,
+            "truth_file": self.truth_file,
+            "status": self.status,
+            "finished_at": self.finished_at,
+            "stats": self.stats,
+            "manifest_uri": self.manifest_uri,
+            "undelivered": self.undelivered,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def check(self) -> None:
+        """Raise ``AssertionError`` if the counts break the manifest's own identities."""
+        check_counts(self.to_dict())
+
+    @property
+    def truth_path(self) -> Path:
+        return Path(self.local_path).parent / self.truth_file
+
+    def truth_events(self) -> Iterator[dict[str, Any]]:
+        """The valid unique events of the run, as sent."""
+        return read_truth(self.truth_path)
+
+
+def check_counts(manifest: dict[str, Any]) -> None:
+    """The identities a manifest dict must satisfy; see the module docstring."""
+    counts = manifest["counts"]
+    quarantine = counts["expected_quarantine"]
+    per_day = sum(sum(actions.values()) for actions in manifest["by_date_action"].values())
+    identities = {
+        "lines_sent == valid_unique_events + natural_duplicates + sum(expected_quarantine)": counts["lines_sent"]
+        == counts["valid_unique_events"] + counts["natural_duplicates"] + sum(quarantine.values()),
+        "lines_sent == sum of object lines": counts["lines_sent"] == sum(o["lines"] for o in manifest["objects"]),
+        "objects == len(objects)": counts["objects"] == len(manifest["objects"]),
+        "conflicting_duplicate == synthetic_duplicates": quarantine.get("conflicting_duplicate", 0)
+        == counts["synthetic_duplicates"],
+        "malformed_json == malformed_lines": quarantine.get("malformed_json", 0) == counts["malformed_lines"],
+        "by_date_action adds up to valid_unique_events": per_day == counts["valid_unique_events"],
+    }
+    broken = [name for name, holds in identities.items() if not holds]
+    if broken:
+        raise AssertionError(f"manifest {manifest.get('run_id')} breaks {broken}: {counts}")
+
+
+def build_manifest(
+    *,
+    run_id: str,
+    created_at: str,
+    parameters: dict[str, Any],
+    bucket: str,
+    prefix: str,
+    truth: GroundTruth,
+    local_path: Path,
+) -> Manifest:
+    days = sorted(truth.by_date_action)
+    return Manifest(
+        run_id=run_id,
+        created_at=created_at,
+        parameters=parameters,
+        landing={"bucket": bucket, "prefix": prefix, "uri": f"s3://{bucket}/{prefix}"},
+        objects=list(truth.objects),
+        counts=truth.counts(),
+        by_date_action={d: dict(truth.by_date_action[d]) for d in days},
+        distinct_users_by_date={d: len(truth.users_by_date[d]) for d in days},
+        distinct_sessions_by_date={d: len(truth.sessions_by_date[d]) for d in days},
+        truth_file=os.path.relpath(truth.truth_path, local_path.parent),
+        local_path=str(local_path),
+    )
+
+
+def write_local(manifest: Manifest) -> Path:
+    path = Path(manifest.local_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(manifest.to_json())
+    os.replace(partial, path)
+    return path
+
+
+def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A manifest written by a run, as a dict (the JSON keys)."""
+    return json.loads(Path(path).read_text())
+
+
+def read_truth(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Events of a truth file, one dict per valid unique event."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for text in handle:
+            if text.strip():
+                yield json.loads(text)
+
+
+def truth_path_of(manifest_path: str | os.PathLike[str]) -> Path:
+    """The truth file named by the manifest at ``manifest_path``."""
+    manifest = load_manifest(manifest_path)
+    return Path(manifest_path).parent / manifest["truth_file"]
