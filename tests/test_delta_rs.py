@@ -1,0 +1,227 @@
+"""The delta-rs table layer: IF NOT EXISTS creation, idempotent writes and merges, reads.
+
+Every table is read back with ``deltalake.DeltaTable`` directly, independently of the module under test.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+
+from lakehouse.local import delta_rs
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def delta_rows(path: Path | str, *, sort_by: str | None = None) -> pa.Table:
+    """The table as delta-rs reads it (pyarrow's local filesystem: delta-rs's own Python filesystem
+    handler can abort the interpreter at exit)."""
+    table = DeltaTable(str(path)).to_pyarrow_table(filesystem=SubTreeFileSystem(str(path), LocalFileSystem()))
+    return table.sort_by(sort_by) if sort_by else table
+
+
+def commits(path: Path | str) -> int:
+    return len(list(Path(path, "_delta_log").glob("*.json")))
+
+
+def utc(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=UTC)
+
+
+def events(*rows: tuple[str, str, int]) -> pa.Table:
+    """(event_id, action, day) rows."""
+    return pa.table(
+        {
+            "event_id": [r[0] for r in rows],
+            "action": [r[1] for r in rows],
+            "event_time": pa.array([utc(r[2]) for r in rows], TS),
+        }
+    )
+
+
+def test_create_table_if_not_exists_keeps_comments_description_and_partitioning(tmp_path):
+    path = tmp_path / "daily_kpis"
+    schema = pa.schema(
+        [
+            pa.field("event_date", pa.date32(), metadata={"comment": "UTC day of event_time"}),
+            pa.field("events", pa.int64(), metadata={"comment": "valid events that day"}),
+        ]
+    )
+
+    assert delta_rs.create_table(str(path), schema, description="Daily KPIs", partition_by=["event_date"]) is True
+    assert delta_rs.create_table(str(path), schema, description="other") is False
+
+    table = DeltaTable(str(path))
+    assert table.version() == 0
+    assert table.metadata().description == "Daily KPIs"
+    assert table.metadata().partition_columns == ["event_date"]
+    fields = {f["name"]: f for f in json.loads(table.schema().to_json())["fields"]}
+    assert fields["event_date"]["metadata"] == {"comment": "UTC day of event_time"}
+    assert fields["events"]["metadata"] == {"comment": "valid events that day"}
+    assert delta_rs.table_exists(str(path)) and not delta_rs.table_exists(str(tmp_path / "nothing"))
+
+
+def test_write_append_then_overwrite_round_trips_exactly(tmp_path):
+    path = str(tmp_path / "t")
+    first = events(("e1", "view", 20), ("e2", "click", 21))
+    second = events(("e3", "purchase", 22))
+
+    assert delta_rs.write(path, first) is True
+    assert delta_rs.write(path, second, mode="append") is True
+    assert delta_rows(path, sort_by="event_id").equals(pa.concat_tables([first, second]).combine_chunks())
+
+    assert delta_rs.write(path, second, mode="overwrite") is True
+    assert delta_rows(path).equals(second)
+    assert delta_rs.read(path).equals(second)
+    assert sorted(delta_rs.read(path, version=1, columns=["event_id"]).column("event_id").to_pylist()) == [
+        "e1",
+        "e2",
+        "e3",
+    ]
+
+
+def test_naive_and_nanosecond_timestamps_are_stored_as_utc_microseconds(tmp_path):
+    path = str(tmp_path / "t")
+    naive_ns = pa.table(
+        {
+            "at": pa.array([datetime(2026, 11, 20, 13, 0, 0, 123456)], pa.timestamp("ns")),
+            "nested": pa.array([{"seen": datetime(2026, 11, 20)}], pa.struct([("seen", pa.timestamp("ms"))])),
+        }
+    )
+
+    delta_rs.write(path, naive_ns)
+
+    schema = json.loads(DeltaTable(path).schema().to_json())
+    assert schema["fields"][0]["type"] == "timestamp"  # Spark TIMESTAMP, not TIMESTAMP_NTZ
+    assert schema["fields"][1]["type"]["fields"][0]["type"] == "timestamp"
+    table = delta_rows(path)
+    assert table.schema.field("at").type == TS
+    assert table.column("at").to_pylist() == [datetime(2026, 11, 20, 13, 0, 0, 123456, tzinfo=UTC)]
+    assert table.column("nested").to_pylist() == [{"seen": datetime(2026, 11, 20, tzinfo=UTC)}]
+
+
+def test_write_with_app_id_and_version_commits_each_version_once(tmp_path):
+    path = str(tmp_path / "t")
+    batch = events(("e1", "view", 20))
+
+    assert delta_rs.write(path, batch, app_id="query-1", version=0) is True
+    assert delta_rs.write(path, batch, app_id="query-1", version=0) is False
+    assert delta_rs.write(path, events(("e0", "view", 20)), app_id="query-1", version=0) is False
+    assert commits(path) == 1
+    assert delta_rows(path).num_rows == 1
+    assert DeltaTable(path).transaction_version("query-1") == 0
+
+    assert delta_rs.write(path, events(("e2", "view", 21)), app_id="query-1", version=1) is True
+    assert delta_rs.write(path, events(("e9", "view", 21)), app_id="query-2", version=0) is True
+    assert delta_rs.write(path, batch, app_id="query-1", version=1) is False
+    assert delta_rs.committed_version(path, "query-1") == 1
+    assert delta_rs.committed_version(path, "query-2") == 0
+    assert delta_rs.committed_version(path, "query-3") is None
+    assert delta_rs.committed_version(str(tmp_path / "none"), "query-1") is None
+    assert sorted(delta_rows(path).column("event_id").to_pylist()) == ["e1", "e2", "e9"]
+    assert commits(path) == 3
+
+
+def test_write_rejects_half_an_app_transaction_and_unknown_modes(tmp_path):
+    path = str(tmp_path / "t")
+    with pytest.raises(ValueError, match="both app_id and version"):
+        delta_rs.write(path, events(("e1", "view", 20)), app_id="q")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        delta_rs.write(path, events(("e1", "view", 20)), mode="error")
+    assert not delta_rs.table_exists(path)
+
+
+def test_write_follows_existing_partitioning_and_refuses_another(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.write(path, events(("e1", "view", 20)), partition_by=["action"])
+    delta_rs.write(path, events(("e2", "click", 20)))
+
+    assert DeltaTable(path).metadata().partition_columns == ["action"]
+    assert sorted(p["action"] for p in DeltaTable(path).partitions()) == ["click", "view"]
+    with pytest.raises(ValueError, match=r"partitioned by \['action'\]"):
+        delta_rs.write(path, events(("e3", "view", 20)), partition_by=["event_id"])
+
+
+def test_merge_creates_the_table_and_keeps_the_first_row_of_each_key(tmp_path):
+    path = str(tmp_path / "silver")
+    batch = events(("e1", "view", 20), ("e1", "click", 20), ("e2", "view", 21), ("e2", "purchase", 21))
+
+    metrics = delta_rs.merge(path, batch, keys=["event_id"])
+
+    assert metrics["num_target_rows_inserted"] == 2
+    assert delta_rows(path, sort_by="event_id").to_pylist() == events(("e1", "view", 20), ("e2", "view", 21)).to_pylist()
+
+
+def test_merge_update_overwrites_matched_rows_and_ignore_keeps_them(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.merge(path, events(("e1", "view", 20), ("e2", "view", 20)), keys=["event_id"])
+
+    delta_rs.merge(path, events(("e1", "click", 21), ("e3", "view", 21)), keys=["event_id"], when_matched="update")
+    assert delta_rows(path, sort_by="event_id").to_pylist() == (
+        events(("e1", "click", 21), ("e2", "view", 20), ("e3", "view", 21)).to_pylist()
+    )
+
+    metrics = delta_rs.merge(
+        path, events(("e1", "purchase", 22), ("e4", "view", 22)), keys=["event_id"], when_matched="ignore"
+    )
+    assert metrics["num_target_rows_updated"] == 0 and metrics["num_target_rows_inserted"] == 1
+    assert delta_rows(path, sort_by="event_id").to_pylist() == (
+        events(("e1", "click", 21), ("e2", "view", 20), ("e3", "view", 21), ("e4", "view", 22)).to_pylist()
+    )
+    with pytest.raises(ValueError, match="when_matched"):
+        delta_rs.merge(path, events(("e1", "view", 20)), keys=["event_id"], when_matched="delete")
+    with pytest.raises(ValueError, match=r"key columns \['nope'\]"):
+        delta_rs.merge(path, events(("e1", "view", 20)), keys=["nope"])
+
+
+def test_merge_delete_unmatched_where_replaces_the_rows_of_the_given_days(tmp_path):
+    path = str(tmp_path / "daily")
+    kpis = pa.table({"day": ["2026-11-19", "2026-11-20", "2026-11-20"], "action": ["view", "view", "click"], "n": [5, 3, 1]})
+    delta_rs.merge(path, kpis, keys=["day", "action"])
+
+    recomputed = pa.table({"day": ["2026-11-20"], "action": ["view"], "n": [4]})
+    metrics = delta_rs.merge(
+        path, recomputed, keys=["day", "action"], delete_unmatched_where="target.day IN ('2026-11-20')"
+    )
+
+    assert metrics["num_target_rows_deleted"] == 1
+    assert delta_rows(path, sort_by="day").to_pydict() == {"day": ["2026-11-19", "2026-11-20"], "action": ["view", "view"], "n": [5, 4]}
+
+
+def test_merge_is_idempotent_per_app_id_and_version(tmp_path):
+    path = str(tmp_path / "t")
+    assert delta_rs.merge(path, events(("e1", "view", 20)), keys=["event_id"], app_id="silver", version=7) is not None
+    versions = DeltaTable(path).version()
+
+    assert delta_rs.merge(path, events(("e1", "click", 20)), keys=["event_id"], app_id="silver", version=7) is None
+    assert delta_rs.merge(path, events(("e2", "click", 20)), keys=["event_id"], app_id="silver", version=6) is None
+
+    assert DeltaTable(path).version() == versions
+    assert delta_rows(path).to_pylist() == events(("e1", "view", 20)).to_pylist()
+    assert DeltaTable(path).transaction_version("silver") == 7
+
+
+def test_missing_table_errors_name_the_path_and_the_fix(tmp_path):
+    missing = tmp_path / "gold" / "daily_kpis"
+    with pytest.raises(delta_rs.DeltaTableNotFoundError, match=r"not found at .*daily_kpis.*upstream notebook"):
+        delta_rs.read(str(missing))
+
+
+def test_paths_accept_file_uris_and_refuse_object_stores(tmp_path):
+    uri = (tmp_path / "t").as_uri()
+    delta_rs.write(uri, events(("e1", "view", 20)))
+    assert delta_rs.table_exists(str(tmp_path / "t"))
+    assert delta_rs.read(uri).num_rows == 1
+    with pytest.raises(ValueError, match="s3:// scheme"):
+        delta_rs.write("s3://bucket/gold/t", events(("e1", "view", 20)))
+
+
+def test_dedup_first_keeps_row_order():
+    table = pa.table({"k": [3, 1, 3, 2, 1], "v": ["a", "b", "c", "d", "e"]})
+    assert delta_rs.dedup_first(table, ["k"]).to_pydict() == {"k": [3, 1, 2], "v": ["a", "b", "d"]}
