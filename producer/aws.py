@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -24,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from lakehouse import contract
 from lakehouse.rules import FUTURE_TOLERANCE_MINUTES, MAX_LATENESS_HOURS
+from producer.reconcile import Recount, differences, object_lines
 
 log = logging.getLogger(__name__)
 
@@ -247,16 +247,16 @@ class VerifyReport:
                 out.append("manifest reconciliation FAILED:")
                 out.extend(f"  {p}" for p in self.manifest_problems)
             else:
-                out.append("manifest reconciliation: every object listed in the manifest is there with its line count")
+                out.append(
+                    "manifest reconciliation: every object of the run is there, and recounting its lines "
+                    "reproduces every ground-truth count"
+                )
         out.append("OK" if self.ok else "NOT OK")
         return out
 
 
-def _read_lines(client: Any, bucket: str, key: str) -> list[bytes]:
-    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    if key.endswith(".gz"):
-        body = gzip.decompress(body)
-    return [line for line in body.split(b"\n") if line.strip()]
+def _read_lines(client: Any, bucket: str, key: str) -> list[str]:
+    return object_lines(client.get_object(Bucket=bucket, Key=key)["Body"].read(), key)
 
 
 def _list(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -266,7 +266,7 @@ def _list(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return found
 
 
-def line_reason(line: bytes) -> str | None:
+def line_reason(line: str) -> str | None:
     """The quarantine reason Silver will give a landed line: a contract reason or a lateness rule."""
     found = contract.violation_of_line(line)
     if found is not None:
@@ -329,13 +329,13 @@ def verify_landing(
 
 
 def _reconcile(client: Any, bucket: str, listing: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
-    """Every manifest object must exist with its byte size and line count."""
+    """Every manifest object must exist with its size and line count, and a recount of the landed
+    lines must reproduce every ground-truth count of the manifest."""
     problems: list[str] = []
     if manifest["landing"]["bucket"] != bucket:
-        problems.append(f"manifest is for bucket {manifest['landing']['bucket']}, not {bucket}")
-        return problems
+        return [f"manifest is for bucket {manifest['landing']['bucket']}, not {bucket}"]
     sizes = {o["Key"]: int(o["Size"]) for o in listing}
-    lines_seen = 0
+    recount = Recount()
     for obj in manifest["objects"]:
         size = sizes.get(obj["key"])
         if size is None:
@@ -343,12 +343,12 @@ def _reconcile(client: Any, bucket: str, listing: list[dict[str, Any]], manifest
             continue
         if size != obj["bytes"]:
             problems.append(f"{obj['key']}: {size} bytes, manifest says {obj['bytes']}")
-        count = len(_read_lines(client, bucket, obj["key"]))
-        lines_seen += count
-        if count != obj["lines"]:
-            problems.append(f"{obj['key']}: {count} lines, manifest says {obj['lines']}")
-    if not problems and lines_seen != manifest["counts"]["lines_sent"]:
-        problems.append(f"{lines_seen} lines landed, manifest says {manifest['counts']['lines_sent']}")
+        lines = object_lines(client.get_object(Bucket=bucket, Key=obj["key"])["Body"].read(), obj["key"])
+        if len(lines) != obj["lines"]:
+            problems.append(f"{obj['key']}: {len(lines)} lines, manifest says {obj['lines']}")
+        recount.add_object(lines)
+    if not problems:
+        problems.extend(differences(manifest, recount))
     return problems
 
 
