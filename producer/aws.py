@@ -363,23 +363,31 @@ class CleanupPlan:
     prefixes: list[str]
     objects: int
     versioned: bool
+    # Objects (or versions) outside the prefixes; only counted when the bucket is to be deleted.
+    outside: int = 0
 
 
-def plan_cleanup(client: Any, bucket: str, prefixes: list[str]) -> CleanupPlan:
+def _count_all(client: Any, bucket: str, prefix: str, versioned: bool) -> int:
+    count = 0
+    if versioned:
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            count += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    else:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            count += len(page.get("Contents", []))
+    return count
+
+
+def plan_cleanup(client: Any, bucket: str, prefixes: list[str], *, delete_bucket: bool = False) -> CleanupPlan:
     """What :func:`cleanup` would delete. Refuses an empty prefix (that would be the whole bucket)."""
     cleaned = [p.strip("/") for p in prefixes]
     if not cleaned or any(not p for p in cleaned):
         raise AwsCommandError("refusing to clean up an empty prefix (the whole bucket): name each demo prefix")
     versioning = client.get_bucket_versioning(Bucket=bucket).get("Status")
     versioned = versioning in ("Enabled", "Suspended")
-    count = 0
-    for prefix in cleaned:
-        if versioned:
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix + "/"):
-                count += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
-        else:
-            count += len(_list(client, bucket, prefix + "/"))
-    return CleanupPlan(bucket, cleaned, count, versioned)
+    count = sum(_count_all(client, bucket, prefix + "/", versioned) for prefix in cleaned)
+    outside = _count_all(client, bucket, "", versioned) - count if delete_bucket else 0
+    return CleanupPlan(bucket, cleaned, count, versioned, outside)
 
 
 def cleanup(
@@ -392,10 +400,16 @@ def cleanup(
 ) -> list[str]:
     """Delete everything under ``prefixes`` (and the bucket itself if asked and then empty).
 
-    Without ``confirm`` nothing is deleted: :class:`AwsCommandError` says what would be.
+    Without ``confirm`` nothing is deleted: :class:`ConfirmationRequired` says what would be. With
+    ``delete_bucket``, nothing is deleted either while the bucket holds anything else.
     """
-    plan = plan_cleanup(client, bucket, prefixes)
+    plan = plan_cleanup(client, bucket, prefixes, delete_bucket=delete_bucket)
     where = ", ".join(f"s3://{bucket}/{p}/" for p in plan.prefixes)
+    if plan.outside:
+        raise AwsCommandError(
+            f"bucket {bucket} holds {plan.outside} objects outside {where}: not deleting the bucket, and nothing "
+            "else either (remove those objects first, or clean up without --delete-bucket)"
+        )
     if not confirm:
         raise ConfirmationRequired(
             f"would delete {plan.objects} object{' versions' if plan.versioned else 's'} under {where}"
@@ -407,11 +421,6 @@ def cleanup(
         deleted = _delete_prefix(client, bucket, prefix + "/", versioned=plan.versioned)
         done.append(f"deleted {deleted} object{' versions' if plan.versioned else 's'} under s3://{bucket}/{prefix}/")
     if delete_bucket:
-        left = client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0)
-        if left:
-            raise AwsCommandError(
-                f"bucket {bucket} still holds objects outside {where}: not deleting it (remove them first)"
-            )
         client.delete_bucket(Bucket=bucket)
         done.append(f"deleted bucket {bucket}")
     return done
