@@ -9,13 +9,22 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pyspark.sql import types as T
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxBytes, ReadMaxFiles
 
-from lakehouse.local.sources.cloudfiles import METADATA_TYPE, CloudFilesOptions, parse_byte_size
+from lakehouse.local.sources.cloudfiles import (
+    METADATA_TYPE,
+    TEXT_SCHEMA,
+    CloudFilesOptions,
+    DiscoveryLog,
+    parse_byte_size,
+)
+from lakehouse.local.storage import FileInfo
 
 EVENT_SCHEMA = T.StructType(
     [
@@ -213,12 +222,10 @@ def test_key_sorting_before_processed_keys_is_picked_up_after_restart(spark, s3,
     # A late upload whose key sorts before everything already processed.
     s3.put_object(Bucket=bucket, Key="landing/2024-05-01T10-01.jsonl", Body=jsonl(event(1)).encode())
     second = run_stream(spark, f"s3://{bucket}/landing", tmp_path, **JSON)
-    third = run_stream(spark, f"s3://{bucket}/landing", tmp_path, **JSON)
 
     assert ids(first) == [["e5", "e9"]]
     assert ids(second) == [["e1"]]
     assert list(second) == [1]  # the checkpoint continued, nothing re-read
-    assert third == {}
 
 
 def test_restart_after_failure_mid_stream_delivers_each_file_once(spark, tmp_path):
@@ -342,3 +349,109 @@ def test_option_parsing_units():
         None,
         "_r",
     )
+
+
+def test_stop_mid_stream_and_restart_from_checkpoint(spark, tmp_path):
+    landing = tmp_path / "landing"
+    for n in range(1, 7):
+        write_local(landing, f"f{n}.jsonl", jsonl(event(n)), mtime_s=1_714_557_600 + n)
+    before: dict[int, list[dict]] = {}
+
+    def slow_sink(df, batch_id: int) -> None:
+        before[batch_id] = sorted((row.asDict(recursive=True) for row in df.collect()), key=_row_key)
+        time.sleep(0.3)
+
+    query = (
+        spark.readStream.format("cloudFiles")
+        .option("cloudFiles.format", "json")
+        .option("cloudFiles.schemaLocation", str(tmp_path / "schema"))
+        .option("cloudFiles.maxFilesPerTrigger", "1")
+        .schema(EVENT_SCHEMA)
+        .load(str(landing))
+        .writeStream.foreachBatch(slow_sink)
+        .option("checkpointLocation", str(tmp_path / "state"))
+        .start()
+    )
+    deadline = time.monotonic() + 60
+    while len(before) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    query.stop()
+    write_local(landing, "f0.jsonl", jsonl(event(0)), mtime_s=1_714_557_700)
+
+    after = run_stream(spark, str(landing), tmp_path, cloudFiles__maxFilesPerTrigger="1", **JSON)
+
+    assert 2 <= len(before) < 6, "the first run must stop mid-stream"
+    # A batch cut short by stop() is replayed under the same id with the same files.
+    for batch_id in before.keys() & after.keys():
+        assert before[batch_id] == after[batch_id]
+    delivered = ids({**before, **after})
+    assert sorted(e for batch in delivered for e in batch) == ["e0", "e1", "e2", "e3", "e4", "e5", "e6"]
+    assert all(len(batch) == 1 for batch in delivered)
+
+
+# --------------------------------------------------------------------------------------------------
+# Discovery log and offsets, without Spark
+
+
+def _stream_reader(landing: Path, schema_location: Path, **options):
+    from lakehouse.local.sources.cloudfiles import CloudFilesStreamReader, OutputLayout
+
+    raw = {"cloudFiles.format": "text", "path": str(landing), "cloudFiles.schemaLocation": str(schema_location)}
+    parsed = CloudFilesOptions.from_options({**raw, **options})
+    return CloudFilesStreamReader(parsed, OutputLayout.for_schema(TEXT_SCHEMA, parsed))
+
+
+def test_discovery_log_survives_reopen_and_compaction(tmp_path, monkeypatch):
+    monkeypatch.setattr(DiscoveryLog, "SEGMENTS_PER_COMPACTION", 3)
+    location = str(tmp_path / "schema")
+    discovery = DiscoveryLog.open(location)
+    listing: list[FileInfo] = []
+    for n in range(5):
+        listing = listing + [FileInfo(f"s3://b/landing/{n}.json", 10 + n, 1_000 + n)]
+        assert discovery.record(listing) == 1
+        assert discovery.record(listing) == 0  # already discovered: not recorded twice
+
+    reopened = DiscoveryLog.open(location)
+
+    assert reopened.log_id == discovery.log_id
+    assert [f.path for f in reopened.files(0, reopened.last_seq)] == [f"s3://b/landing/{n}.json" for n in range(5)]
+    assert reopened.record(listing) == 0
+    assert reopened.bytes_between(1, 3) == 11 + 12
+    assert sorted(p.name for p in (tmp_path / "schema" / "_discovery").iterdir()) == [
+        "00000000000000000003.compact.jsonl",
+        "00000000000000000004.jsonl",
+        "00000000000000000005.jsonl",
+        "id",
+    ]
+
+
+def test_offsets_honour_read_limits_and_list_only_when_needed(tmp_path, monkeypatch):
+    from lakehouse.local.sources import cloudfiles
+
+    landing = tmp_path / "landing"
+    for n in range(1, 6):
+        write_local(landing, f"{n}.txt", "x" * n, mtime_s=1_714_557_600 + n)
+    listings = []
+    real_list = cloudfiles.list_source_files
+    monkeypatch.setattr(cloudfiles, "list_source_files", lambda options: listings.append(1) or real_list(options))
+    reader = _stream_reader(landing, tmp_path / "schema", **{"cloudFiles.maxFilesPerTrigger": "2"})
+
+    start = reader.initialOffset()
+    assert reader.getDefaultReadLimit() == ReadMaxFiles(2)
+    first = reader.latestOffset(start, ReadMaxFiles(2))
+    second = reader.latestOffset(first, ReadMaxFiles(2))  # 3 files discovered, 2 admitted: no listing
+    everything = reader.latestOffset(second, ReadAllAvailable())
+    one_big_file = reader.latestOffset(second, ReadMaxBytes(4))  # 5.txt is 5 bytes: admitted alone
+    one_byte = reader.latestOffset(start, ReadMaxBytes(1))
+
+    assert [o["seq"] for o in (start, first, second, everything, one_big_file, one_byte)] == [0, 2, 4, 5, 5, 1]
+    # Listed for the first batch and for ReadAllAvailable; otherwise the discovered backlog filled the batch.
+    assert len(listings) == 2
+    (partition,) = reader.partitions(first, second)
+    assert [Path(p).name for p, _, _ in partition.files] == ["3.txt", "4.txt"]
+
+
+def test_offsets_from_another_discovery_log_are_refused(tmp_path):
+    reader = _stream_reader(tmp_path / "landing", tmp_path / "schema")
+    with pytest.raises(RuntimeError, match="schemaLocation was cleared or changed"):
+        reader.latestOffset({"seq": 7, "log": "some-other-log"}, ReadAllAvailable())

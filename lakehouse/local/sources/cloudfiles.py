@@ -549,7 +549,7 @@ def _json_fast(data: bytes, info: FileInfo, layout: OutputLayout) -> ParsedJson 
     try:
         table = pajson.read_json(
             io.BytesIO(data),
-            read_options=pajson.ReadOptions(block_size=JSON_BLOCK_SIZE),
+            read_options=pajson.ReadOptions(block_size=JSON_BLOCK_SIZE, use_threads=False),
             parse_options=pajson.ParseOptions(
                 explicit_schema=parse_schema, unexpected_field_behavior="infer" if rescue else "ignore"
             ),
