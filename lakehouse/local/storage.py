@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,25 @@ def is_hidden(name: str) -> bool:
     return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
 
 
-_local = threading.local()
+_client_lock = threading.Lock()
+_client: tuple[int, Any] | None = None
 
 
 def s3_client():
-    """A boto3 S3 client for this process and thread (boto3 sessions are not shared across threads)."""
-    client = getattr(_local, "client", None)
-    if client is None or getattr(_local, "pid", None) != os.getpid():
-        import boto3
-        from botocore.config import Config
+    """The boto3 S3 client of this process (clients are thread-safe; a forked worker makes its own)."""
+    global _client
+    current = _client
+    if current is None or current[0] != os.getpid():
+        with _client_lock:
+            current = _client
+            if current is None or current[0] != os.getpid():
+                import boto3
+                from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
-        client = boto3.session.Session().client("s3", config=config)
-        _local.client, _local.pid = client, os.getpid()
-    return client
+                config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
+                current = (os.getpid(), boto3.session.Session().client("s3", config=config))
+                _client = current
+    return current[1]
 
 
 def list_files(uri: str, *, skip_hidden: bool = True) -> list[FileInfo]:
