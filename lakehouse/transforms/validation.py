@@ -4,13 +4,16 @@ The same rules as :func:`lakehouse.contract.violation` (jsonschema), expressed a
 expressions so Silver validates at JVM speed instead of one Python call per event. Reasons are
 checked in :data:`lakehouse.contract.CONTRACT_REASONS` order, then in the schema's field order, so
 both validators name the same first broken rule; a test holds them to that on every example.
+
+Two projections keep the generated code small: :func:`with_json_map` reads each contract field's
+JSON type and text once; :func:`violation_column` and :func:`typed_columns` only combine those.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import contract
@@ -22,44 +25,75 @@ RFC3339_REGEX = (
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
     r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
-
-_JSON_TYPE_TEST = {
-    # schema_of_variant names; a JSON number with no fraction digits is an integer for jsonschema too.
-    "string": lambda t: t == F.lit("STRING"),
-    "integer": lambda t: t.isin("BIGINT", "INT", "SMALLINT", "TINYINT") | t.rlike(r"^DECIMAL\(\d+,0\)$"),
-    "number": lambda t: t.isin("BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT") | t.startswith("DECIMAL"),
-    "boolean": lambda t: t == F.lit("BOOLEAN"),
-}
+INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
+HELPER_PREFIX = "_v_"
 
 
-def _sql_list(values: list[Any]) -> str:
-    return ", ".join(str(v) for v in values)
+def _type_col(name: str) -> Column:
+    """JSON type of field ``name`` as schema_of_variant names it; null when absent, 'VOID' for JSON null."""
+    return F.col(f"{HELPER_PREFIX}type_{name}")
 
 
-def _field_checks(name: str, prop: dict[str, Any], raw: Column, required: bool) -> list[tuple[str, Column, Column]]:
+def _text_col(name: str) -> Column:
+    """Field ``name`` as text (strings unquoted, other values as JSON)."""
+    return F.col(f"{HELPER_PREFIX}text_{name}")
+
+
+def _type_matches(json_type: str, variant_type: Column) -> Column:
+    if json_type == "string":
+        return variant_type == F.lit("STRING")
+    if json_type == "integer":
+        # A number without fraction digits (1.0) is an integer for JSON Schema too.
+        return variant_type.isin(*INTEGER_TYPES) | variant_type.rlike(r"^DECIMAL\(\d+,0\)$")
+    if json_type == "number":
+        return variant_type.isin(*INTEGER_TYPES, "DOUBLE", "FLOAT") | variant_type.startswith("DECIMAL")
+    if json_type == "boolean":
+        return variant_type == F.lit("BOOLEAN")
+    raise ValueError(f"JSON type {json_type!r} is not supported by the Spark validator")
+
+
+def with_json_map(df: DataFrame, *, value_col: str = "value", schema: dict[str, Any] | None = None) -> DataFrame:
+    """Parse each line once: ``_json_map`` (top-level object as map<string, variant>) and, per contract
+    field, its JSON type and text, plus the whole line's JSON type (null when it is not JSON)."""
+    schema = schema or contract.load_schema()
+    with_map = df.withColumn("_json_map", F.from_json(F.col(value_col), "map<string,variant>")).withColumn(
+        f"{HELPER_PREFIX}line_type", F.schema_of_variant(F.try_parse_json(F.col(value_col)))
+    )
+    helpers = []
+    for name in schema["properties"]:
+        raw = F.col("_json_map").getItem(name)
+        helpers.append(F.schema_of_variant(raw).alias(f"{HELPER_PREFIX}type_{name}"))
+        helpers.append(
+            F.coalesce(F.try_variant_get(raw, "$", "string"), F.to_json(raw)).alias(f"{HELPER_PREFIX}text_{name}")
+        )
+    return with_map.select("*", *helpers)
+
+
+def drop_helpers(df: DataFrame) -> DataFrame:
+    return df.drop("_json_map", *[c for c in df.columns if c.startswith(HELPER_PREFIX)])
+
+
+def _field_checks(name: str, prop: dict[str, Any], required: bool) -> list[tuple[str, Column, Column]]:
     """(reason, failing condition, message) for one contract field, in reporting order."""
     json_type, nullable = contract._json_types(prop)
-    present = F.map_contains_key(F.col("_json_map"), F.lit(name))
-    is_null = F.is_variant_null(raw)
-    variant_type = F.schema_of_variant(raw)
-    type_ok = _JSON_TYPE_TEST[json_type](variant_type)
+    vtype, text = _type_col(name), _text_col(name)
+    present = vtype.isNotNull()
+    is_null = vtype == F.lit("VOID")
+    type_ok = _type_matches(json_type, vtype)
     # Rules below the type check only apply to a present, non-null value of the right type.
     typed = present & ~is_null & type_ok
-    text = F.try_variant_get(raw, "$", "string")
     checks: list[tuple[str, Column, Column]] = []
     if required:
         checks.append(("missing_required_field", ~present, F.lit(f"'{name}' is a required property")))
-    bad_type = present & ((is_null & F.lit(not nullable)) | (~is_null & ~type_ok))
+    bad_type = (is_null & F.lit(not nullable)) | (present & ~is_null & ~type_ok)
     expected = json_type + (" or null" if nullable else "")
-    checks.append(
-        ("invalid_type", bad_type, F.format_string(f"'{name}' must be {expected}, got %s", F.to_json(raw)))
-    )
+    checks.append(("invalid_type", bad_type, F.format_string(f"'{name}' must be {expected}, got %s", F.lower(vtype))))
     if "const" in prop and name == "schema_version":
         checks.append(
             (
                 "unsupported_schema_version",
-                typed & (F.try_variant_get(raw, "$", "bigint") != F.lit(prop["const"])),
-                F.format_string(f"schema_version %s is not supported (expected {prop['const']})", F.to_json(raw)),
+                typed & (text.try_cast("decimal(38,0)") != F.lit(prop["const"])),
+                F.format_string(f"schema_version %s is not supported (expected {prop['const']})", text),
             )
         )
     if "enum" in prop:
@@ -67,24 +101,18 @@ def _field_checks(name: str, prop: dict[str, Any], raw: Column, required: bool) 
             (
                 "invalid_enum",
                 typed & ~text.isin(*prop["enum"]),
-                F.format_string(f"'{name}' %s is not one of {_sql_list(prop['enum'])}", F.to_json(raw)),
+                F.format_string(f"'{name}' '%s' is not one of {', '.join(map(str, prop['enum']))}", text),
             )
         )
     fmt = prop.get("format")
     if fmt == "uuid":
-        checks.append(
-            ("invalid_uuid", typed & ~text.rlike(UUID_REGEX), F.format_string(f"'{name}' %s is not a UUID", F.to_json(raw)))
-        )
+        checks.append(("invalid_uuid", typed & ~text.rlike(UUID_REGEX), F.format_string(f"'{name}' '%s' is not a UUID", text)))
     if fmt == "date-time":
-        bad_ts = ~text.rlike(RFC3339_REGEX) | text.try_cast("timestamp").isNull()
+        bad_ts = ~text.rlike(RFC3339_REGEX) | F.upper(text).try_cast("timestamp").isNull()
         if "pattern" in prop:
             bad_ts = bad_ts | ~text.rlike(prop["pattern"])
         checks.append(
-            (
-                "invalid_timestamp",
-                typed & bad_ts,
-                F.format_string(f"'{name}' %s is not an RFC 3339 UTC timestamp", F.to_json(raw)),
-            )
+            ("invalid_timestamp", typed & bad_ts, F.format_string(f"'{name}' '%s' is not an RFC 3339 UTC timestamp", text))
         )
     elif "pattern" in prop or "minLength" in prop:
         bad = F.lit(False)
@@ -93,63 +121,56 @@ def _field_checks(name: str, prop: dict[str, Any], raw: Column, required: bool) 
         if "minLength" in prop:
             bad = bad | (F.length(text) < F.lit(prop["minLength"]))
         rule = f"match {prop['pattern']}" if "pattern" in prop else f"have at least {prop['minLength']} characters"
-        checks.append(
-            ("invalid_format", typed & bad, F.format_string(f"'{name}' %s does not {rule}", F.to_json(raw)))
-        )
+        checks.append(("invalid_format", typed & bad, F.format_string(f"'{name}' '%s' does not {rule}", text)))
     return checks
 
 
-def violation_column(schema: dict[str, Any] | None = None, *, value_col: str = "value") -> Column:
-    """A struct<reason, field, message> column naming the first contract rule the raw line breaks (null if valid).
+def violation_column(schema: dict[str, Any] | None = None) -> Column:
+    """A struct<reason, field, message> naming the first contract rule the line breaks (null if valid).
 
-    Expects the column ``_json_map`` (see :func:`with_json_map`) next to ``value_col``.
+    Needs the columns :func:`with_json_map` adds.
     """
     schema = schema or contract.load_schema()
-    candidates: list[tuple[int, int, Column, Column, str]] = []
-    parsed = F.try_parse_json(F.col(value_col))
-    candidates.append((0, -1, parsed.isNull(), F.lit("line is not valid JSON"), "$"))
-    not_object = parsed.isNotNull() & ~F.schema_of_variant(parsed).startswith("OBJECT")
-    candidates.append(
+    line_type = F.col(f"{HELPER_PREFIX}line_type")
+    # Whole-line problems come first: field rules only mean something for a JSON object.
+    candidates: list[tuple[tuple[int, int], str, str, Column, Column]] = [
+        ((-2, 0), "malformed_json", "$", line_type.isNull(), F.lit("line is not valid JSON")),
         (
-            contract.CONTRACT_REASONS.index("invalid_type"),
-            -1,
-            not_object,
-            F.format_string("event must be a JSON object, got %s", F.schema_of_variant(parsed)),
+            (-1, 0),
+            "invalid_type",
             "$",
-        )
-    )
+            ~line_type.startswith("OBJECT"),
+            F.format_string("event must be a JSON object, got %s", F.lower(line_type)),
+        ),
+    ]
     required = set(schema["required"])
     for position, (name, prop) in enumerate(schema["properties"].items()):
-        raw = F.col("_json_map").getItem(name)
-        for reason, condition, message in _field_checks(name, prop, raw, name in required):
-            candidates.append((contract.CONTRACT_REASONS.index(reason), position, condition, message, name))
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    reason_of = contract.CONTRACT_REASONS
+        for reason, condition, message in _field_checks(name, prop, name in required):
+            candidates.append(((contract.CONTRACT_REASONS.index(reason), position), reason, name, condition, message))
+    candidates.sort(key=lambda c: c[0])
     result = F.lit(None).cast("struct<reason:string,field:string,message:string>")
-    for rank, _, condition, message, field in reversed(candidates):
+    for _, reason, field, condition, message in reversed(candidates):
         result = F.when(
             condition,
-            F.struct(F.lit(reason_of[rank]).alias("reason"), F.lit(field).alias("field"), message.alias("message")),
+            F.struct(F.lit(reason).alias("reason"), F.lit(field).alias("field"), message.alias("message")),
         ).otherwise(result)
     return result
 
 
-def with_json_map(df, *, value_col: str = "value"):
-    """Add ``_json_map``: the line's top-level object as map<string, variant> (null if not an object)."""
-    return df.withColumn("_json_map", F.from_json(F.col(value_col), "map<string,variant>"))
-
-
 def typed_columns(schema: dict[str, Any] | None = None) -> list[Column]:
-    """The contract's fields extracted from ``_json_map`` with their Spark types (null where invalid)."""
+    """The contract's fields with their Spark types (null where absent or not convertible)."""
     schema = schema or contract.load_schema()
     columns = []
     for name, prop in schema["properties"].items():
-        raw = F.col("_json_map").getItem(name)
         spark_type = contract.spark_type_name(prop)
+        text = F.when(_type_col(name) != F.lit("VOID"), _text_col(name))
         if spark_type == "timestamp":
-            column = F.try_variant_get(raw, "$", "string").try_cast("timestamp")
+            # RFC 3339 allows a lower-case 't' and 'z'; Spark's cast only reads upper case.
+            column = F.upper(text).try_cast("timestamp")
+        elif spark_type == "string":
+            column = F.when(_type_col(name) == F.lit("STRING"), text)
         else:
-            column = F.try_variant_get(raw, "$", spark_type)
+            column = text.try_cast(spark_type)
         columns.append(column.alias(name))
     return columns
 

@@ -1,0 +1,70 @@
+"""Reconciliation: the conservation law over the tables, and the comparison with a producer manifest.
+
+``landed lines = Silver rows + quarantined rows + duplicates removed + late rows not in Silver``;
+every term is read from a table, none is derived from another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import functions as F
+
+from lakehouse.tables import Lakehouse
+
+
+@dataclass(frozen=True)
+class Conservation:
+    landed_lines: int
+    silver_rows: int
+    quarantined_rows: int
+    duplicates_removed: int
+    late_not_in_silver: int
+    late_in_silver: int
+
+    @property
+    def accounted(self) -> int:
+        return self.silver_rows + self.quarantined_rows + self.duplicates_removed + self.late_not_in_silver
+
+    @property
+    def holds(self) -> bool:
+        return self.landed_lines == self.accounted
+
+
+def conservation(lakehouse: Lakehouse) -> Conservation:
+    """Read every term of the conservation law from the tables."""
+    ops = lakehouse.read("ops.pipeline_metrics").filter(F.col("layer") == "silver")
+    sums = ops.agg(
+        F.coalesce(F.sum("duplicates_removed"), F.lit(0)).alias("dups"),
+        F.coalesce(F.sum("late_dropped"), F.lit(0)).alias("late_dropped"),
+    ).first()
+    silver = lakehouse.read("silver.events")
+    return Conservation(
+        landed_lines=lakehouse.read("bronze.events").count(),
+        silver_rows=silver.count(),
+        quarantined_rows=lakehouse.read("silver.quarantine").count(),
+        duplicates_removed=int(sums["dups"]),
+        late_not_in_silver=int(sums["late_dropped"]),
+        late_in_silver=silver.filter("is_late").count(),
+    )
+
+
+def quarantine_by_reason(lakehouse: Lakehouse) -> dict[str, int]:
+    rows = lakehouse.read("silver.quarantine").groupBy("reason").count().collect()
+    return {r["reason"]: r["count"] for r in rows}
+
+
+def against_manifest(lakehouse: Lakehouse, manifest: dict) -> list[tuple[str, int, int]]:
+    """(check, expected from the producer's manifest, found in the tables) for each ground-truth count."""
+    c = conservation(lakehouse)
+    counts = manifest["counts"]
+    checks = [
+        ("landed lines", counts["lines_sent"], c.landed_lines),
+        ("silver events (valid, unique)", counts["valid_unique_events"], c.silver_rows),
+        ("duplicates removed", counts["natural_duplicates"], c.duplicates_removed),
+        ("quarantined", sum(counts["expected_quarantine"].values()), c.quarantined_rows),
+    ]
+    found = quarantine_by_reason(lakehouse)
+    for reason, expected in sorted(counts["expected_quarantine"].items()):
+        checks.append((f"quarantine: {reason}", expected, found.get(reason, 0)))
+    return checks
