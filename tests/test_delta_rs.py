@@ -155,7 +155,9 @@ def test_merge_creates_the_table_and_keeps_the_first_row_of_each_key(tmp_path):
     metrics = delta_rs.merge(path, batch, keys=["event_id"])
 
     assert metrics["num_target_rows_inserted"] == 2
-    assert delta_rows(path, sort_by="event_id").to_pylist() == events(("e1", "view", 20), ("e2", "view", 21)).to_pylist()
+    assert (
+        delta_rows(path, sort_by="event_id").to_pylist() == events(("e1", "view", 20), ("e2", "view", 21)).to_pylist()
+    )
 
 
 def test_merge_update_overwrites_matched_rows_and_ignore_keeps_them(tmp_path):
@@ -182,7 +184,9 @@ def test_merge_update_overwrites_matched_rows_and_ignore_keeps_them(tmp_path):
 
 def test_merge_delete_unmatched_where_replaces_the_rows_of_the_given_days(tmp_path):
     path = str(tmp_path / "daily")
-    kpis = pa.table({"day": ["2026-11-19", "2026-11-20", "2026-11-20"], "action": ["view", "view", "click"], "n": [5, 3, 1]})
+    kpis = pa.table(
+        {"day": ["2026-11-19", "2026-11-20", "2026-11-20"], "action": ["view", "view", "click"], "n": [5, 3, 1]}
+    )
     delta_rs.merge(path, kpis, keys=["day", "action"])
 
     recomputed = pa.table({"day": ["2026-11-20"], "action": ["view"], "n": [4]})
@@ -191,7 +195,11 @@ def test_merge_delete_unmatched_where_replaces_the_rows_of_the_given_days(tmp_pa
     )
 
     assert metrics["num_target_rows_deleted"] == 1
-    assert delta_rows(path, sort_by="day").to_pydict() == {"day": ["2026-11-19", "2026-11-20"], "action": ["view", "view"], "n": [5, 4]}
+    assert delta_rows(path, sort_by="day").to_pydict() == {
+        "day": ["2026-11-19", "2026-11-20"],
+        "action": ["view", "view"],
+        "n": [5, 4],
+    }
 
 
 def test_merge_is_idempotent_per_app_id_and_version(tmp_path):

@@ -90,12 +90,42 @@ _BATCH_READ_OPTIONS = {"versionasof", "timestampasof"}
 _STREAM_READ_OPTIONS = {"startingversion", "maxfilespertrigger", "skipchangecommits"}
 _BATCH_WRITE_OPTIONS = {"mergeschema", "overwriteschema"}
 _STREAM_WRITE_OPTIONS = {"checkpointlocation", "queryname", "mergeschema", "txnappid"}
+# Spark lower-cases option names; errors name them as users write them.
+_OPTION_NAMES = {
+    name.lower(): name
+    for name in [
+        "versionAsOf",
+        "timestampAsOf",
+        "startingVersion",
+        "startingTimestamp",
+        "maxFilesPerTrigger",
+        "maxBytesPerTrigger",
+        "skipChangeCommits",
+        "ignoreChanges",
+        "ignoreDeletes",
+        "readChangeFeed",
+        "mergeSchema",
+        "overwriteSchema",
+        "replaceWhere",
+        "partitionOverwriteMode",
+        "checkpointLocation",
+        "queryName",
+        "txnAppId",
+        "txnVersion",
+        "userMetadata",
+        "optimizeWrite",
+    ]
+}
 
 _UNSUPPORTED_READER_FEATURES = {"deletionVectors", "columnMapping"}
 
 
 class DeltaSourceError(ValueError):
     """A ``delta`` read or write that the local runtime cannot do as asked."""
+
+
+class DeltaChangeCommitError(DeltaSourceError):
+    """A streamed table's commit updated or deleted rows, which an append stream cannot follow."""
 
 
 # --------------------------------------------------------------------------- data source
@@ -446,7 +476,12 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         end = begin
         version, index, starting = begin.version, begin.index, begin.starting
         while version <= latest:
-            files = self._files(version, starting)
+            try:
+                files = self._files(version, starting)
+            except DeltaChangeCommitError:
+                if end != begin:  # deliver the data before the change first, then fail on it
+                    break
+                raise
             remaining = len(files) - (index + 1)
             if remaining > 0:
                 taken = remaining if budget is None else min(budget, remaining)
@@ -572,7 +607,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             if self.skip_change_commits:
                 log.info("delta stream from %s: skipping change commit %d", self.path, version)
                 return []
-            raise DeltaSourceError(
+            raise DeltaChangeCommitError(
                 f"delta stream from {self.path}: commit {version} updated or deleted existing rows (it removes "
                 "data files), which a streaming read of appends cannot follow. Set "
                 "option('skipChangeCommits', 'true') to ignore such commits, or restart the stream from a new "
@@ -623,10 +658,14 @@ def rows_of(messages: Sequence[WriterCommitMessage | None], schema: StructType) 
 
 
 def delta_arrow_schema(schema: StructType) -> pa.Schema:
-    """The Arrow schema to write for a Spark schema; a column's comment becomes ``{"comment": ...}``."""
+    """The Arrow schema to write for a Spark schema; a column's comment becomes ``{"comment": ...}``.
+
+    Every column is nullable, as in tables Delta creates from DataFrame writes: a NOT NULL column
+    that ``mergeSchema`` adds would contradict the existing rows, which have no value for it.
+    """
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    arrow = to_arrow_schema(schema, timezone="UTC")
+    arrow = to_arrow_schema(schema.toNullable(), timezone="UTC")
     fields = []
     for spark_field, field in zip(schema.fields, arrow, strict=True):
         comment = (spark_field.metadata or {}).get("comment")
@@ -744,9 +783,11 @@ def _hold_if_asked(phase: str, batch_id: int, table: str) -> None:
 def _check_options(options, allowed: set[str], what: str) -> None:
     unknown = sorted(k for k in (key.lower() for key in options) if k not in allowed | _SPARK_OPTIONS)
     if unknown:
+        named = ", ".join(_OPTION_NAMES.get(k, k) for k in unknown)
+        supported = ", ".join(sorted(_OPTION_NAMES.get(k, k) for k in allowed - {"queryname"}))
         raise DeltaSourceError(
-            f"format('delta') {what}: option(s) {unknown} are not supported by the local delta source "
-            f"(supported: {sorted(allowed)}). Remove them, or run this step on Databricks."
+            f"format('delta') {what}: option(s) {named} not supported by the local delta source "
+            f"(supported: {supported}). Remove them, or run this step on Databricks."
         )
 
 
