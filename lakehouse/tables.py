@@ -23,7 +23,7 @@ from lakehouse.catalog import TableSpec
 
 log = logging.getLogger(__name__)
 
-RUNTIME_CONF = "lakehouse.runtime"
+RUNTIME_CONF = "spark.lakehouse.runtime"
 
 
 def is_local(spark: SparkSession) -> bool:
@@ -107,7 +107,7 @@ class Lakehouse:
 
             from lakehouse.local import delta_rs
 
-            arrow_schema = to_arrow_schema(spec.struct())
+            arrow_schema = to_arrow_schema(spec.struct(), timezone="UTC")
             fields = [f.with_metadata({"comment": c.comment}) for f, c in zip(arrow_schema, spec.columns, strict=True)]
             import pyarrow as pa
 

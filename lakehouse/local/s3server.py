@@ -43,6 +43,8 @@ class EmbeddedS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, export_env: bool = True) -> EmbeddedS3:
+        # One access-log line per request would drown the pipeline's own output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         log.info("embedded S3 endpoint listening on %s", self.endpoint_url)
         if export_env:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_CONF = "lakehouse.runtime"
+RUNTIME_CONF = "spark.lakehouse.runtime"
 
 log = logging.getLogger(__name__)
 

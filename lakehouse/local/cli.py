@@ -1,0 +1,303 @@
+"""``python -m lakehouse.local``: run the pipeline on a laptop.
+
+* ``demo``: embedded S3 → producer (100,000 events, every fault) → notebooks 00-03 → Gold summary and
+  the conservation check against the producer's manifest.
+* ``pipeline``: run the notebooks in order, ``availableNow``, over a landing area (``s3://`` or a folder).
+* ``follow``: producer and all three streams together with processing-time triggers, printing freshness.
+* ``sql``: Spark SQL over the local tables by their Databricks names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from lakehouse.local.session import REPO_ROOT
+
+NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
+NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+DEMO_DIR = Path(".lakehouse/demo")
+DEMO_BUCKET = "clickstream-demo"
+DEMO_PREFIX = "landing/clickstream"
+
+log = logging.getLogger("lakehouse")
+
+
+def notebook_paths() -> list[Path]:
+    return [NOTEBOOKS_DIR / name for name in NOTEBOOKS]
+
+
+def pipeline_parameters(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        "landing_path": args.landing,
+        "lakehouse": str(Path(args.lakehouse).resolve()),
+        "checkpoint_root": "",
+        "trigger": args.trigger,
+        "watermark_delay": args.watermark_delay,
+        "max_files_per_trigger": str(args.max_files_per_trigger),
+        "reset": "false",
+    }
+
+
+def run_pipeline(spark, parameters: dict[str, str]) -> float:
+    """Run notebooks 00-03 in order; returns the seconds it took."""
+    from lakehouse.local.notebooks import run_notebook
+
+    started = time.time()
+    for path in notebook_paths():
+        t0 = time.time()
+        run_notebook(path, spark, parameters)
+        print(f"  {path.name:28s} {time.time() - t0:6.1f} s", flush=True)
+    return time.time() - started
+
+
+def _session():
+    from lakehouse.local.session import get_or_create_session
+
+    return get_or_create_session()
+
+
+def _lakehouse(spark, folder: str):
+    from lakehouse.tables import Lakehouse
+
+    return Lakehouse(spark, str(Path(folder).resolve()))
+
+
+# -- reports --------------------------------------------------------------------------------------
+
+
+def print_gold_summary(lakehouse) -> None:
+    from pyspark.sql import functions as F
+
+    print("\nGold · daily_kpis")
+    lakehouse.read("gold.daily_kpis").orderBy("event_date").withColumn(
+        "conversion_rate", F.round("conversion_rate", 4)
+    ).show(truncate=False)
+    print("Gold · funnel_daily")
+    lakehouse.read("gold.funnel_daily").orderBy("event_date", "step_order").show(50, truncate=False)
+
+
+def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
+    from lakehouse import reconcile
+
+    c = reconcile.conservation(lakehouse)
+    print("Conservation: landed lines = Silver rows + quarantined + duplicates removed + late not in Silver")
+    print(
+        f"  {c.landed_lines:,} = {c.silver_rows:,} + {c.quarantined_rows:,} + {c.duplicates_removed:,} "
+        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.holds else 'DOES NOT HOLD'}"
+        f"   (late events recovered into Silver: {c.late_in_silver:,})"
+    )
+    ok = c.holds
+    if manifest is not None:
+        print("\nAgainst the producer's manifest (ground truth):")
+        for check, expected, found in reconcile.against_manifest(lakehouse, manifest):
+            mark = "ok" if expected == found else "MISMATCH"
+            ok &= expected == found
+            print(f"  {check:40s} expected {expected:>9,}  found {found:>9,}  {mark}")
+    return ok
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lakehouse.local.s3server import EmbeddedS3
+    from producer import ProducerConfig, run
+
+    started = time.time()
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir(parents=True)
+    # The endpoint must be up before Spark starts, so Spark's Python workers inherit AWS_ENDPOINT_URL.
+    s3 = EmbeddedS3().start(export_env=True)
+    try:
+        s3.client().create_bucket(Bucket=DEMO_BUCKET)
+        print(f"embedded S3 endpoint: {s3.endpoint_url}  bucket: {DEMO_BUCKET}")
+        config = ProducerConfig(
+            bucket=DEMO_BUCKET,
+            prefix=DEMO_PREFIX,
+            endpoint_url=s3.endpoint_url,
+            events=args.events,
+            seed=args.seed,
+            start_time="2026-11-20T00:00:00Z",
+            # About 1.2 events per simulated second: 100,000 events span two days.
+            rate=1.2,
+            batch_size=1000,
+            batch_interval_seconds=3600,
+            dup_rate=0.02,
+            synthetic_dup_rate=0.005,
+            late_rate=0.02,
+            malformed_rate=0.005,
+            invalid_rate=0.01,
+            manifest_path=str(DEMO_DIR / "manifest.json"),
+            progress=False,
+        )
+        t0 = time.time()
+        manifest = run(config).to_dict()
+        counts = manifest["counts"]
+        print(
+            f"producer: {counts['lines_sent']:,} lines in {counts['objects']} objects "
+            f"({time.time() - t0:.1f} s) -> s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
+        )
+        spark = _session()
+        args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
+        args.lakehouse = str(DEMO_DIR / "lakehouse")
+        print("notebooks (availableNow):")
+        run_pipeline(spark, pipeline_parameters(args))
+        lakehouse = _lakehouse(spark, args.lakehouse)
+        print_gold_summary(lakehouse)
+        ok = print_conservation(lakehouse, manifest)
+        print(f"\ndemo finished in {time.time() - started:.0f} s; tables in {Path(args.lakehouse).resolve()}")
+        print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
+        return 0 if ok else 1
+    finally:
+        s3.stop()
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    spark = _session()
+    print(f"landing {args.landing} -> lakehouse {Path(args.lakehouse).resolve()}")
+    seconds = run_pipeline(spark, pipeline_parameters(args))
+    lakehouse = _lakehouse(spark, args.lakehouse)
+    print_gold_summary(lakehouse)
+    ok = print_conservation(lakehouse)
+    print(f"pipeline finished in {seconds:.0f} s")
+    return 0 if ok else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lakehouse.local.sql import run_sql
+
+    spark = _session()
+    run_sql(_lakehouse(spark, args.lakehouse), args.query).show(args.limit, truncate=False)
+    return 0
+
+
+def _print_freshness(lakehouse, stop: threading.Event, interval: float) -> None:
+    from pyspark.sql import functions as F
+
+    while not stop.wait(interval):
+        try:
+            if not lakehouse.exists("ops.pipeline_metrics"):
+                continue
+            latest = (
+                lakehouse.read("ops.pipeline_metrics")
+                .filter(F.col("layer") == "gold")
+                .orderBy(F.col("committed_at").desc())
+                .first()
+            )
+            silver = lakehouse.read("silver.events").count()
+            if latest is None:
+                print(f"[follow] waiting for the first Gold batch (silver rows: {silver:,})", flush=True)
+                continue
+            print(
+                f"[follow] gold batch {latest['batch_id']}: freshness (produced -> visible in Gold) "
+                f"p50 {latest['latency_p50_s'] or 0:.1f} s, p95 {latest['latency_p95_s'] or 0:.1f} s, "
+                f"max {latest['latency_max_s'] or 0:.1f} s; silver rows {silver:,}",
+                flush=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - a report that fails once must not stop the streams
+            print(f"[follow] freshness not available yet: {exc.__class__.__name__}", flush=True)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from lakehouse.local.notebooks import run_notebook
+    from lakehouse.local.s3server import EmbeddedS3
+    from producer import ProducerConfig, run
+
+    folder = Path(".lakehouse/follow")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    s3 = EmbeddedS3().start(export_env=True)
+    stop = threading.Event()
+    try:
+        s3.client().create_bucket(Bucket=DEMO_BUCKET)
+        spark = _session()
+        args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
+        args.lakehouse = str(folder / "lakehouse")
+        args.watermark_delay = args.watermark_delay
+        params = pipeline_parameters(args)
+        run_notebook(NOTEBOOKS_DIR / NOTEBOOKS[0], spark, params)
+        params["trigger"] = args.trigger_interval
+        lakehouse = _lakehouse(spark, args.lakehouse)
+        threads = [
+            threading.Thread(target=run_notebook, args=(NOTEBOOKS_DIR / name, spark, params), daemon=True, name=name)
+            for name in NOTEBOOKS[1:]
+        ]
+        for thread in threads:
+            thread.start()
+        threading.Thread(target=_print_freshness, args=(lakehouse, stop, 10.0), daemon=True).start()
+        print(f"follow: producer at {args.rate:g} events/s, streams every {args.trigger_interval}; Ctrl+C to stop")
+        config = ProducerConfig(
+            bucket=DEMO_BUCKET,
+            prefix=DEMO_PREFIX,
+            endpoint_url=s3.endpoint_url,
+            rate=args.rate,
+            duration_seconds=args.duration,
+            batch_size=1000,
+            batch_interval_seconds=2.0,
+            start_time="now",
+            dup_rate=0.01,
+            late_rate=0.01,
+            malformed_rate=0.002,
+            invalid_rate=0.005,
+            manifest_path=str(folder / "manifest.json"),
+            progress=False,
+        )
+        # Ctrl+C ends the producer (it flushes its batch and writes the manifest); then the streams stop.
+        with contextlib.suppress(KeyboardInterrupt):
+            run(config)
+        print("stopping streams", flush=True)
+        stop.set()
+        for query in spark.streams.active:
+            query.stop()
+        return 0
+    finally:
+        stop.set()
+        s3.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lakehouse.local", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stream_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--trigger", default="availableNow", help="availableNow or a processing-time interval")
+        p.add_argument("--watermark-delay", default="10 minutes", help="Silver's event_time watermark delay")
+        p.add_argument("--max-files-per-trigger", type=int, default=20, help="files per micro-batch")
+
+    demo = sub.add_parser("demo", help="the whole pipeline on the embedded default, then the Gold metrics")
+    demo.add_argument("--events", type=int, default=100_000)
+    demo.add_argument("--seed", type=int, default=42)
+    stream_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    pipe = sub.add_parser("pipeline", help="run notebooks 00-03 (availableNow) over a landing area")
+    pipe.add_argument("--landing", required=True, help="s3://bucket/prefix (AWS_ENDPOINT_URL honoured) or a folder")
+    pipe.add_argument("--lakehouse", default=".lakehouse/lakehouse", help="folder of the Delta tables")
+    stream_options(pipe)
+    pipe.set_defaults(func=cmd_pipeline)
+
+    follow = sub.add_parser("follow", help="producer and all streams running together, printing freshness")
+    follow.add_argument("--rate", type=float, default=200.0, help="producer events per second")
+    follow.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    follow.add_argument("--trigger-interval", default="5 seconds", help="processing-time trigger of the streams")
+    stream_options(follow)
+    follow.set_defaults(func=cmd_follow)
+
+    sql = sub.add_parser("sql", help="Spark SQL over the local tables by their Databricks names")
+    sql.add_argument("query")
+    sql.add_argument("--lakehouse", default=".lakehouse/lakehouse")
+    sql.add_argument("--limit", type=int, default=50)
+    sql.set_defaults(func=cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
