@@ -40,9 +40,10 @@ is what Delta's own sink uses. ``txnAppId`` overrides it. A batch id the table a
 skipped, so replaying a batch after a crash is a no-op. Executors serialise their rows as Arrow IPC
 in the commit message and nothing reaches the table until the driver-side ``commit``.
 
-Fault injection for the restart tests: ``LAKEHOUSE_DELTA_SINK_HOLD="<phase>:<batch id>:<folder>"``
-(phase ``before_commit`` or ``after_commit``) makes every sink's commit of that batch write a
-marker file ``<folder>/<table folder name>.held`` and wait there until the process is killed.
+Fault injection for the restart tests: ``LAKEHOUSE_DELTA_SINK_HOLD="<table folder name>:<phase>:<batch
+id>[;...]"`` (phase ``before_commit`` or ``after_commit``) makes the sink's commit of that batch to
+that table write ``<LAKEHOUSE_DELTA_SINK_HOLD_MARKERS>/<table folder name>.held`` and wait there until
+the process is killed.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ DEFAULT_MAX_FILES_PER_TRIGGER = 1000
 MAX_PARTITION_BYTES = 128 * 1024 * 1024
 MAX_FILES_PER_PARTITION = 256
 HOLD_ENV = "LAKEHOUSE_DELTA_SINK_HOLD"
+HOLD_MARKERS_ENV = "LAKEHOUSE_DELTA_SINK_HOLD_MARKERS"
 
 # Options Spark itself adds to every read or write, besides the user's.
 _SPARK_OPTIONS = {"path"}
@@ -765,11 +767,11 @@ def _hold_if_asked(phase: str, batch_id: int, table: str) -> None:
     spec = os.environ.get(HOLD_ENV)
     if not spec:
         return
-    hold_phase, hold_batch, folder = spec.split(":", 2)
-    if hold_phase != phase or int(hold_batch) != batch_id:
+    name = Path(table).name
+    if f"{name}:{phase}:{batch_id}" not in spec.split(";"):
         return
     log.warning("delta stream to %s: holding at %s of batch %d (%s)", table, phase, batch_id, HOLD_ENV)
-    Path(folder, Path(table).name + ".held").write_text(str(os.getpid()))
+    Path(os.environ[HOLD_MARKERS_ENV], name + ".held").write_text(str(os.getpid()))
     parent = os.getppid()
     deadline = time.monotonic() + 600
     while os.getppid() == parent and time.monotonic() < deadline:
