@@ -404,14 +404,14 @@ def _stream_reader(landing: Path, schema_location: Path, **options):
 def test_discovery_log_survives_reopen_and_compaction(tmp_path, monkeypatch):
     monkeypatch.setattr(DiscoveryLog, "SEGMENTS_PER_COMPACTION", 3)
     location = str(tmp_path / "schema")
-    discovery = DiscoveryLog.open(location)
+    discovery = DiscoveryLog.open(location, "s3://b/landing")
     listing: list[FileInfo] = []
     for n in range(5):
         listing = listing + [FileInfo(f"s3://b/landing/{n}.json", 10 + n, 1_000 + n)]
         assert discovery.record(listing) == 1
         assert discovery.record(listing) == 0  # already discovered: not recorded twice
 
-    reopened = DiscoveryLog.open(location)
+    reopened = DiscoveryLog.open(location, "s3://b/landing")
 
     assert reopened.log_id == discovery.log_id
     assert [f.path for f in reopened.files(0, reopened.last_seq)] == [f"s3://b/landing/{n}.json" for n in range(5)]
@@ -422,7 +422,14 @@ def test_discovery_log_survives_reopen_and_compaction(tmp_path, monkeypatch):
         "00000000000000000004.jsonl",
         "00000000000000000005.jsonl",
         "id",
+        "owner",
     ]
+    with pytest.raises(RuntimeError, match="belongs to a stream reading s3://b/landing"):
+        DiscoveryLog.open(location, "s3://b/other")
+    # Two writers on one log: the second to append a segment is refused, nothing is overwritten.
+    reopened.record([FileInfo("s3://b/landing/x.json", 1, 2_000)])
+    with pytest.raises(RuntimeError, match="another stream is writing"):
+        discovery.record([FileInfo("s3://b/landing/y.json", 1, 2_000)])
 
 
 def test_offsets_honour_read_limits_and_list_only_when_needed(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from lakehouse.local import storage
 
 
@@ -46,9 +48,18 @@ def test_s3_listing_reads_and_atomic_writes(s3, bucket):
     assert [f.path for f in storage.list_files(f"s3://{bucket}/landing2/c.json")] == [f"s3://{bucket}/landing2/c.json"]
 
 
-def test_local_write_bytes_replaces_whole_file(tmp_path):
+def test_local_write_bytes_replaces_whole_file_or_refuses_when_exclusive(tmp_path):
     target = tmp_path / "log" / "00001.jsonl"
-    storage.write_bytes(str(target), b"one\n")
+    storage.write_bytes(str(target), b"one\n", exclusive=True)
     storage.write_bytes(target.as_uri(), b"two\n")
+    with pytest.raises(FileExistsError):
+        storage.write_bytes(str(target), b"three\n", exclusive=True)
     assert target.read_bytes() == b"two\n"
     assert [p.name for p in target.parent.iterdir()] == ["00001.jsonl"]
+
+
+def test_s3_exclusive_write_refuses_an_existing_object(bucket):
+    storage.write_bytes(f"s3://{bucket}/log/1.jsonl", b"one", exclusive=True)
+    with pytest.raises(FileExistsError):
+        storage.write_bytes(f"s3://{bucket}/log/1.jsonl", b"two", exclusive=True)
+    assert storage.read_bytes(f"s3://{bucket}/log/1.jsonl") == b"one"

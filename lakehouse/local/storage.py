@@ -172,24 +172,38 @@ def read_bytes(uri: str) -> bytes:
     return local_path(uri).read_bytes()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
+def write_bytes(uri: str, data: bytes, *, exclusive: bool = False) -> None:
     """Write a whole file atomically: readers see the old state or the new one, never a partial file.
 
     S3 PUTs are atomic by themselves; locally the data goes to a hidden temporary file in the same
-    folder, is flushed to disk, then renamed over the target.
+    folder, is flushed to disk, then renamed over the target. With ``exclusive`` the write fails with
+    ``FileExistsError`` when the file already exists (a conditional PUT on S3, a hard link locally),
+    so two writers can never both believe they wrote the same file.
     """
     if is_s3(uri):
         _, bucket, key = split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        client = s3_client()
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data, **({"IfNoneMatch": "*"} if exclusive else {}))
+        except client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise FileExistsError(uri) from error
+            raise
         return
     target = local_path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(temporary, target)  # raises FileExistsError when the target exists
+        else:
+            os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def delete(uris: Iterable[str]) -> None:

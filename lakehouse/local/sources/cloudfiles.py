@@ -896,14 +896,18 @@ class DiscoveryLog:
     Each discovered file gets the next sequence number (1, 2, ...); stream offsets are sequence
     numbers. The log lives under ``<schemaLocation>/_discovery/`` as numbered segment files written
     atomically (``<last seq>.jsonl``), periodically folded into one ``<last seq>.compact.jsonl``.
-    An ``id`` file names the log so offsets from a different log are refused; a ``start`` file keeps
-    the offset a new checkpoint starts from.
+    An ``id`` file names the log and its source path, so offsets from another log are refused; an
+    ``owner`` file names the one reader allowed to append (the latest opened), so a second stream on
+    the same schemaLocation fails instead of corrupting it; a ``start`` file keeps the offset a new
+    checkpoint starts from.
     """
 
     SEGMENTS_PER_COMPACTION = 100
 
-    def __init__(self, schema_location: str) -> None:
+    def __init__(self, schema_location: str, source_path: str) -> None:
         self.location = storage.join(schema_location, DISCOVERY_FOLDER)
+        self.source_path = source_path
+        self.run_id = uuid.uuid4().hex
         self.log_id = ""
         self._files: list[FileInfo] = []
         self._cumulative_bytes: list[int] = [0]
@@ -912,8 +916,8 @@ class DiscoveryLog:
         self.start_seq: int | None = None  # where a new checkpoint starts (includeExistingFiles)
 
     @classmethod
-    def open(cls, schema_location: str) -> DiscoveryLog:
-        discovery = cls(schema_location)
+    def open(cls, schema_location: str, source_path: str) -> DiscoveryLog:
+        discovery = cls(schema_location, source_path)
         discovery._load()
         return discovery
 
@@ -954,7 +958,16 @@ class DiscoveryLog:
         new.sort(key=lambda info: (info.modification_time_ms, info.path))
         first = self.last_seq + 1
         segment = storage.join(self.location, f"{first + len(new) - 1:020d}.jsonl")
-        storage.write_bytes(segment, _encode_entries(new, first))
+        owner = json.loads(storage.read_bytes(storage.join(self.location, "owner")))["run"]
+        try:
+            if owner != self.run_id:
+                raise FileExistsError(segment)
+            storage.write_bytes(segment, _encode_entries(new, first), exclusive=True)
+        except FileExistsError as error:
+            raise RuntimeError(
+                f"cloudFiles source: another stream is writing the discovery log {self.location}. "
+                "Each stream needs its own cloudFiles.schemaLocation."
+            ) from error
         self._append(new)
         self._segments.append(segment)
         if len(self._segments) >= self.SEGMENTS_PER_COMPACTION:
@@ -984,12 +997,20 @@ class DiscoveryLog:
     def _load(self) -> None:
         listing = {info.name: info.path for info in storage.list_files(self.location)}
         if "id" in listing:
-            self.log_id = storage.read_bytes(listing["id"]).decode("utf-8").strip()
+            identity = json.loads(storage.read_bytes(listing["id"]))
         elif any(_segment_seq(name) is not None for name in listing):
             raise RuntimeError(f"cloudFiles source: discovery log {self.location} has segments but no 'id' file.")
         else:
-            self.log_id = uuid.uuid4().hex
-            storage.write_bytes(storage.join(self.location, "id"), self.log_id.encode("utf-8"))
+            identity = {"id": uuid.uuid4().hex, "source": self.source_path}
+            storage.write_bytes(storage.join(self.location, "id"), json.dumps(identity).encode("utf-8"))
+        self.log_id = identity["id"]
+        if identity["source"] != self.source_path:
+            raise RuntimeError(
+                f"cloudFiles source: the schemaLocation's discovery log {self.location} belongs to a stream reading "
+                f"{identity['source']}, not {self.source_path}. Each stream needs its own cloudFiles.schemaLocation."
+            )
+        # The most recently opened reader owns the log; a stale one is refused at its next append.
+        storage.write_bytes(storage.join(self.location, "owner"), json.dumps({"run": self.run_id}).encode("utf-8"))
         if "start" in listing:
             self.start_seq = int(json.loads(storage.read_bytes(listing["start"]))["seq"])
         compactions = sorted(
@@ -1092,7 +1113,7 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
     def _discovery(self) -> DiscoveryLog:
         if self._log is None:
             assert self.options.schema_location is not None
-            self._log = DiscoveryLog.open(self.options.schema_location)
+            self._log = DiscoveryLog.open(self.options.schema_location, self.options.path)
         return self._log
 
     def _discover(self) -> None:
