@@ -45,8 +45,10 @@ _PY_TYPES: dict[str, frozenset[type]] = {
 # Strict shapes: every string they match is one jsonschema accepts for the format.
 _UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII).fullmatch
 _DATE_TIME_SHAPE = re.compile(
-    r"(\d{4}-(?:0[1-9]|1[0-2])-\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z", re.ASCII
+    r"\d{4}-(?:0[1-9]|1[0-2])-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z", re.ASCII
 ).fullmatch
+# Values already accepted for a patterned string field (countries, IP hashes repeat a lot).
+_ACCEPTED_CACHE_SIZE = 65_536
 
 
 class _Unsupported(Exception):
@@ -57,33 +59,37 @@ def _uuid_format(value: str) -> bool:
     return _UUID_SHAPE(value) is not None
 
 
-class _DateTimeFormat:
+def _date_time_format() -> Callable[[str], bool]:
     """RFC 3339 date-time check: a strict shape, plus jsonschema's own verdict once per calendar day.
 
     The shape cannot tell 2026-02-30 from 2026-02-28; jsonschema's checker can, so the first value
     of each day goes through it and the day is remembered as valid.
     """
+    valid_days: set[str] = set()
+    conforms = Draft202012Validator.FORMAT_CHECKER.conforms
 
-    def __init__(self) -> None:
-        self._valid_days: set[str] = set()
-        self._conforms = Draft202012Validator.FORMAT_CHECKER.conforms
-
-    def __call__(self, value: str) -> bool:
-        match = _DATE_TIME_SHAPE(value)
-        if match is None:
+    def check(value: str) -> bool:
+        if _DATE_TIME_SHAPE(value) is None:
             return False
-        day = match.group(1)
-        if day in self._valid_days:
+        # The shape puts the date in the first ten characters.
+        day = value[:10]
+        if day in valid_days:
             return True
-        if self._conforms(value, "date-time"):
-            if len(self._valid_days) > 10_000:
-                self._valid_days.clear()
-            self._valid_days.add(day)
-            return True
-        return False
+        if not conforms(value, "date-time"):
+            return False
+        if len(valid_days) > 10_000:
+            valid_days.clear()
+        valid_days.add(day)
+        return True
+
+    return check
 
 
-def _compile_property(name: str, prop: dict[str, Any]) -> Callable[[Any], bool]:
+_MISSING = object()
+
+
+def _failing_conditions(index: int, name: str, prop: dict[str, Any], namespace: dict[str, Any]) -> list[str]:
+    """Python expressions over ``v`` (a present value) that are true when the property's rules fail."""
     unknown = set(prop) - _PROPERTY_KEYWORDS
     if unknown:
         raise _Unsupported(f"property {name!r} uses {sorted(unknown)}")
@@ -94,41 +100,74 @@ def _compile_property(name: str, prop: dict[str, Any]) -> Callable[[Any], bool]:
     if any(t not in _PY_TYPES for t in json_types):
         raise _Unsupported(f"property {name!r} has type {declared!r}")
     allowed = frozenset().union(*(_PY_TYPES[t] for t in json_types))
-    has_const = "const" in prop
-    const = prop.get("const")
-    const_type = type(const)
-    choices = frozenset(prop["enum"]) if "enum" in prop else None
-    search = re.compile(prop["pattern"]).search if "pattern" in prop else None
-    min_length = int(prop.get("minLength", 0))
-    fmt = prop.get("format")
-    if fmt is None:
-        fmt_check = None
-    elif fmt == "uuid":
-        fmt_check = _uuid_format
-    elif fmt == "date-time":
-        fmt_check = _DateTimeFormat()
+    failing: list[str] = []
+    if len(allowed) == 1:
+        namespace[f"_type{index}"] = next(iter(allowed))
+        failing.append(f"type(v) is not _type{index}")
     else:
+        namespace[f"_types{index}"] = allowed
+        failing.append(f"type(v) not in _types{index}")
+    if "const" in prop:
+        namespace[f"_const{index}"] = prop["const"]
+        failing.append(f"type(v) is not type(_const{index}) or v != _const{index}")
+    if "enum" in prop:
+        namespace[f"_enum{index}"] = frozenset(prop["enum"])
+        failing.append(f"v not in _enum{index}")
+    # String rules only apply to strings; skip the guard when the type check already ensures one.
+    guard = "" if allowed == {str} else "type(v) is str and "
+    if "minLength" in prop:
+        failing.append(f"{guard}len(v) < {int(prop['minLength'])}")
+    if "pattern" in prop:
+        namespace[f"_pattern{index}"] = re.compile(prop["pattern"]).search
+        if not guard and "format" not in prop:
+            # A value that matched once matches again: remember accepted values, bounded.
+            namespace[f"_accepted{index}"] = set()
+            failing.append(
+                f"v not in _accepted{index} and (_pattern{index}(v) is None or "
+                f"(len(_accepted{index}) < {_ACCEPTED_CACHE_SIZE} and _accepted{index}.add(v)))"
+            )
+        else:
+            failing.append(f"{guard}_pattern{index}(v) is None")
+    fmt = prop.get("format")
+    if fmt == "uuid":
+        namespace[f"_format{index}"] = _uuid_format
+    elif fmt == "date-time":
+        namespace[f"_format{index}"] = _date_time_format()
+    elif fmt is not None:
         raise _Unsupported(f"property {name!r} has format {fmt!r}")
+    if fmt is not None:
+        failing.append(f"{guard}not _format{index}(v)")
+    return failing
 
-    # One flat function per property: this runs ~14 times per event.
-    def check(value: Any) -> bool:
-        kind = type(value)
-        if kind not in allowed:
-            return False
-        if has_const and (kind is not const_type or value != const):
-            return False
-        if choices is not None and value not in choices:
-            return False
-        if kind is str:
-            if min_length and len(value) < min_length:
-                return False
-            if search is not None and search(value) is None:
-                return False
-            if fmt_check is not None and not fmt_check(value):
-                return False
-        return True
 
-    return check
+def _compile(schema: dict[str, Any]) -> tuple[Callable[[Any], bool], str]:
+    """Generate one flat function for the whole contract (it runs once per event sent)."""
+    unknown = set(schema) - _TOP_LEVEL_KEYWORDS
+    if unknown:
+        raise _Unsupported(f"top level uses {sorted(unknown)}")
+    if schema.get("type") != "object" or schema.get("additionalProperties", True) is not True:
+        raise _Unsupported("events must be objects that allow unknown fields")
+    properties = schema["properties"]
+    required = list(schema.get("required", ()))
+    namespace: dict[str, Any] = {"_MISSING": _MISSING}
+    source = ["def accepts(event):", "    if type(event) is not dict:", "        return False", "    get = event.get"]
+    for name in required:
+        if name not in properties:
+            source += [f"    if {name!r} not in event:", "        return False"]
+    for index, (name, prop) in enumerate(properties.items()):
+        conditions = _failing_conditions(index, name, prop, namespace)
+        source.append(f"    v = get({name!r}, _MISSING)")
+        if name in required:
+            # No separate presence test: the type test comes first and _MISSING's type is never allowed.
+            indent = "    "
+        else:
+            source.append("    if v is not _MISSING:")
+            indent = "        "
+        source += [f"{indent}if {' or '.join(f'({c})' for c in conditions)}:", f"{indent}    return False"]
+    source.append("    return True")
+    text = "\n".join(source)
+    exec(compile(text, "<clickstream contract fast path>", "exec"), namespace)
+    return namespace["accepts"], text
 
 
 class CompiledContract:
@@ -136,39 +175,24 @@ class CompiledContract:
 
     def __init__(self, schema: dict[str, Any] | None = None) -> None:
         schema = schema if schema is not None else contract.load_schema()
-        self.checks: dict[str, Callable[[Any], bool]] | None = None
-        self.required: tuple[str, ...] = ()
+        self._accepts: Callable[[Any], bool] | None = None
+        # The generated Python, for reading when a check needs explaining.
+        self.source = ""
         try:
-            unknown = set(schema) - _TOP_LEVEL_KEYWORDS
-            if unknown:
-                raise _Unsupported(f"top level uses {sorted(unknown)}")
-            if schema.get("type") != "object" or schema.get("additionalProperties", True) is not True:
-                raise _Unsupported("events must be objects that allow unknown fields")
-            self.required = tuple(schema.get("required", ()))
-            self.checks = {name: _compile_property(name, prop) for name, prop in schema["properties"].items()}
+            self._accepts, self.source = _compile(schema)
         except _Unsupported as exc:
             log.warning("contract fast path disabled (%s): every event goes through jsonschema", exc)
-            self.checks = None
 
     @property
     def compiled(self) -> bool:
-        return self.checks is not None
+        return self._accepts is not None
 
     def accepts(self, event: Any) -> bool:
         """True only when ``event`` certainly satisfies the contract."""
-        checks = self.checks
-        if checks is None or type(event) is not dict:
-            return False
-        for name in self.required:
-            if name not in event:
-                return False
-        for name, value in event.items():
-            check = checks.get(name)
-            if check is not None and not check(value):
-                return False
-        return True
+        return self._accepts is not None and self._accepts(event)
 
     def validate(self, event: Any) -> None:
         """Raise :class:`lakehouse.contract.ContractError` unless ``event`` satisfies the contract."""
-        if not self.accepts(event):
+        fast = self._accepts
+        if fast is None or not fast(event):
             contract.validate(event)

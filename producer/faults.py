@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from lakehouse import contract
@@ -180,6 +181,14 @@ def _seconds(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+# The C encoder json.dumps builds on every call, built once: serialization runs once per line.
+_ENCODE = (
+    c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, True) if c_make_encoder else None
+)
+
+
 def serialize(value: Any) -> str:
-    """One JSON line as the producer writes it."""
-    return json.dumps(value, separators=(",", ":"))
+    """One JSON line as the producer writes it (compact, ASCII; the same text as ``json.dumps``)."""
+    if _ENCODE is None:
+        return json.dumps(value, separators=(",", ":"))
+    return "".join(_ENCODE(value, 0))

@@ -201,6 +201,9 @@ class _Run:
     def _upload(self, batch: _Batch) -> _Batch:
         metadata = {"run-id": self.run_id, "batch": str(batch.seq), "lines": str(len(batch.lines))}
         self.writer.put(batch.key, batch.body, content_type=batch.content_type, metadata=metadata)
+        # Here, on the upload thread and only once the object landed: gzip releases the GIL, so
+        # compressing the truth file overlaps with building the next batch.
+        self.truth.write_truth(batch.lines)
         return batch
 
     def _landed(self, future: Future[_Batch]) -> None:

@@ -7,7 +7,6 @@ lines are validated against the contract before they are handed to the writer.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from lakehouse.rules import MAX_LATENESS_HOURS
 from producer import faults
 from producer.clock import format_timestamp
 from producer.contract_check import CompiledContract
+from producer.faults import serialize
 from producer.traffic import MAX_CLIENT_DELAY_SECONDS, PRODUCT_PAGES, TrafficModel
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,6 @@ class Line:
     event: dict[str, Any] | None = None
 
 
-class _Original:
-    __slots__ = ("text", "event", "ingest", "event_time")
-
-    def __init__(self, text: str, event: dict[str, Any], ingest: float, event_time: float) -> None:
-        self.text = text
-        self.event = event
-        self.ingest = ingest
-        self.event_time = event_time
-
-
 class LineStream:
     """Makes lines one at a time for a given ingest time; deterministic for a given ``rng``."""
 
@@ -75,7 +65,7 @@ class LineStream:
     ) -> None:
         self._rng = rng
         self.traffic = traffic
-        self._checker = checker or CompiledContract()
+        self._validate = (checker or CompiledContract()).validate
         # Cumulative thresholds: one draw per line decides its kind.
         self._thresholds = []
         total = 0.0
@@ -89,28 +79,28 @@ class LineStream:
             if share > 0:
                 total += share
                 self._thresholds.append((total, kind))
-        self._pool: list[_Original] = []
+        # Earlier valid events that duplicates copy: (text, event, ingest, lower bound of event_time).
+        self._pool: list[tuple[str, dict[str, Any], float, float]] = []
+        self._keep_pool = dup_rate > 0 or synthetic_dup_rate > 0
         self._pool_next = 0
         self._invalid_count = 0
         self._valid_count = 0
         self.lines_made = 0
 
-    def _remember(self, original: _Original) -> None:
-        pool = self._pool
-        if len(pool) < DUPLICATE_POOL_SIZE:
-            pool.append(original)
-        else:
-            pool[self._pool_next] = original
-            self._pool_next = (self._pool_next + 1) % DUPLICATE_POOL_SIZE
-
     def _valid(self, event: dict[str, Any], ingest: float, event_time: float, kind: str) -> Line:
-        self._checker.validate(event)
+        self._validate(event)
         if self._valid_count % JSONSCHEMA_SAMPLE_EVERY == 0:
             # Cross-check the fast path with jsonschema itself on a sample.
             contract.validate(event)
         self._valid_count += 1
-        text = json.dumps(event, separators=(",", ":"))
-        self._remember(_Original(text, event, ingest, event_time))
+        text = serialize(event)
+        if self._keep_pool:
+            pool = self._pool
+            if len(pool) < DUPLICATE_POOL_SIZE:
+                pool.append((text, event, ingest, event_time))
+            else:
+                pool[self._pool_next] = (text, event, ingest, event_time)
+                self._pool_next = (self._pool_next + 1) % DUPLICATE_POOL_SIZE
         return Line(text, kind, None, event)
 
     def next_line(self, ingest: float) -> Line:
@@ -124,8 +114,7 @@ class LineStream:
                     kind = candidate
                     break
         if kind == NATURAL_DUPLICATE and self._pool:
-            original = self._pool[self._rng.randrange(len(self._pool))]
-            return Line(original.text, NATURAL_DUPLICATE)
+            return Line(self._pool[self._rng.randrange(len(self._pool))][0], NATURAL_DUPLICATE)
         if kind == SYNTHETIC_DUPLICATE:
             line = self._synthetic_duplicate(ingest)
             if line is not None:
@@ -136,12 +125,13 @@ class LineStream:
             return self._valid(event, ingest, ingest - lateness, LATE)
         if kind == MALFORMED:
             event = self.traffic.next_event(ingest)
-            return Line(faults.make_malformed(faults.serialize(event), self._rng), MALFORMED, faults.MALFORMED_REASON)
+            return Line(faults.make_malformed(serialize(event), self._rng), MALFORMED, faults.MALFORMED_REASON)
         if kind == INVALID:
             variant = faults.INVALID_VARIANTS[self._invalid_count % len(faults.INVALID_VARIANTS)]
             self._invalid_count += 1
             value = faults.make_invalid(variant, self.traffic.next_event(ingest), self._rng, ingest)
-            return Line(faults.serialize(value), INVALID, variant.reason)
+            return Line(serialize(value), INVALID, variant.reason)
+        # On-time events, and duplicates drawn before any valid event existed to copy.
         event = self.traffic.next_event(ingest)
         # The exact event_time is a little earlier; its lower bound is all the lateness guard needs.
         return self._valid(event, ingest, ingest - MAX_CLIENT_DELAY_SECONDS, VALID)
@@ -152,18 +142,16 @@ class LineStream:
             return None
         rng = self._rng
         for _ in range(3):
-            original = self._pool[rng.randrange(len(self._pool))]
+            _, original, original_ingest, original_event_time = self._pool[rng.randrange(len(self._pool))]
             # Milliseconds are what the text keeps, so "strictly later" must hold at that precision.
-            dup_ingest = max(ingest, original.ingest + 0.001)
-            if dup_ingest - original.event_time >= _SYNTHETIC_LATENESS_LIMIT_SECONDS:
+            dup_ingest = max(ingest, original_ingest + 0.001)
+            if dup_ingest - original_event_time >= _SYNTHETIC_LATENESS_LIMIT_SECONDS:
                 continue
-            event = dict(original.event)
+            event = dict(original)
             event["ingest_time"] = format_timestamp(dup_ingest)
-            event["action"] = rng.choice([a for a in ACTIONS if a != original.event["action"]])
+            event["action"] = rng.choice([a for a in ACTIONS if a != original["action"]])
             if rng.random() < 0.5:
-                event["page"] = rng.choice([p for p in PRODUCT_PAGES[:20] if p != original.event["page"]])
-            self._checker.validate(event)
-            return Line(
-                json.dumps(event, separators=(",", ":")), SYNTHETIC_DUPLICATE, faults.CONFLICTING_DUPLICATE_REASON
-            )
+                event["page"] = rng.choice([p for p in PRODUCT_PAGES[:20] if p != original["page"]])
+            self._validate(event)
+            return Line(serialize(event), SYNTHETIC_DUPLICATE, faults.CONFLICTING_DUPLICATE_REASON)
         return None

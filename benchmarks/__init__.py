@@ -1,0 +1,1 @@
+"""Benchmarks: runnable measurements of the project's throughput (not tests)."""
