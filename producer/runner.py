@@ -166,6 +166,7 @@ class _Run:
         self.total = total
         self.emitted = 0
         self.seq = 0
+        self.last_key_time = 0.0
         self.undelivered: list[dict[str, Any]] = []
 
     # -- schedule ------------------------------------------------------------------------------
@@ -193,7 +194,9 @@ class _Run:
         if self.config.gzip:
             # mtime=0: the same lines always give the same bytes.
             body = gzip.compress(body, compresslevel=5, mtime=0)
-        key = object_key(self.config.prefix, flushed_at, random_uuid(self.key_rng), gzip=self.config.gzip)
+        # Keys sort in landing order even when batches are flushed within the same millisecond.
+        self.last_key_time = max(round(flushed_at, 3), self.last_key_time + 0.001)
+        key = object_key(self.config.prefix, self.last_key_time, random_uuid(self.key_rng), gzip=self.config.gzip)
         content_type = "application/gzip" if self.config.gzip else "application/x-ndjson"
         self.seq += 1
         return _Batch(self.seq, key, lines, body, content_type)
