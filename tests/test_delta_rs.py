@@ -202,6 +202,14 @@ def test_merge_delete_unmatched_where_replaces_the_rows_of_the_given_days(tmp_pa
     }
 
 
+def test_merge_matches_null_keys_null_safely(tmp_path):
+    path = str(tmp_path / "traffic")
+    delta_rs.merge(path, pa.table({"country": ["DE", None], "events": [1, 2]}), keys=["country"])
+    delta_rs.merge(path, pa.table({"country": [None, None], "events": [5, 6]}), keys=["country"])
+
+    assert delta_rows(path, sort_by="events").to_pydict() == {"country": ["DE", None], "events": [1, 5]}
+
+
 def test_merge_is_idempotent_per_app_id_and_version(tmp_path):
     path = str(tmp_path / "t")
     assert delta_rs.merge(path, events(("e1", "view", 20)), keys=["event_id"], app_id="silver", version=7) is not None

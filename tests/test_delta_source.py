@@ -17,8 +17,16 @@ from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles
 
 from lakehouse.local import delta_rs
+from lakehouse.local.sources.delta import (
+    DeltaStreamReader,
+    group_files,
+    read_files,
+    snapshot_files,
+    table_spark_schema,
+)
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -85,6 +93,53 @@ def query_id(checkpoint: Path) -> str:
 # --------------------------------------------------------------------------- batch
 
 
+def test_partition_values_of_each_type_are_restored_from_the_log(tmp_path):
+    path = str(tmp_path / "t")
+    data = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "at": pa.array([datetime(2026, 11, 20, 13, tzinfo=UTC), None, datetime(2026, 11, 21, tzinfo=UTC)], TS),
+            "day": pa.array([datetime(2026, 11, 20).date(), datetime(2026, 11, 21).date(), None]),
+            "ok": [True, False, None],
+            "n": pa.array([7, None, 9], pa.int32()),
+        }
+    )
+    delta_rs.write(path, data, partition_by=["at", "day", "ok", "n"])
+    schema = table_spark_schema(path)
+
+    _, _, files = snapshot_files(path)
+    rows = pa.Table.from_batches([b for part in group_files(path, files) for b in read_files(part, schema)])
+
+    assert_table(rows.sort_by("id"), data)
+
+
+def test_stream_offsets_split_versions_by_file_count_and_stop_at_the_latest_version(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.write(path, event_table(range(0, 3)), partition_by=["event_id"])  # version 0: three files
+    reader = DeltaStreamReader(path, table_spark_schema(path), {})
+
+    def files(start: dict, end: dict) -> list[str]:
+        return [f.path.split("/")[0] for part in reader.partitions(start, end) for f in part.files]
+
+    start = reader.initialOffset()
+    assert start["reservoirVersion"] == -1  # not pinned until the first batch
+    first = reader.latestOffset(start, ReadMaxFiles(2))
+    assert (first["reservoirVersion"], first["index"], first["isStartingVersion"]) == (0, 1, True)
+    assert len(files(start, first)) == 2
+
+    delta_rs.write(path, event_table(range(3, 6)))  # version 1: three more files
+    second = reader.latestOffset(first, ReadMaxFiles(2))
+    assert (second["reservoirVersion"], second["index"], second["isStartingVersion"]) == (1, 0, False)
+    assert len(files(first, second)) == 2  # the snapshot's last file and the version's first
+
+    third = reader.latestOffset(second, ReadAllAvailable())
+    assert (third["reservoirVersion"], third["index"]) == (1, 2)
+    assert reader.latestOffset(third, ReadMaxFiles(2)) == third  # nothing new: no batch
+    assert sorted(files(start, first) + files(first, second) + files(second, third)) == [
+        f"event_id=e{i:03d}" for i in range(6)
+    ]
+
+
 def test_batch_write_append_and_overwrite_round_trip(spark, tmp_path):
     path = str(tmp_path / "bronze")
     spark.createDataFrame(event_rows(range(0, 5)), EVENTS).write.format("delta").mode("append").save(path)
@@ -122,6 +177,10 @@ def test_batch_write_merge_schema_adds_a_column(spark, tmp_path):
     table = delta_rows(path)
     assert table.column("page").to_pylist() == [None, "/home"]
     assert spark.read.format("delta").load(path).orderBy("event_id").select("page").collect()[0].page is None
+
+    narrow = spark.createDataFrame([("e9",)], "event_id string")
+    narrow.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    assert delta_rows(path).to_pydict() == {"event_id": ["e9"]}
 
 
 def test_batch_read_of_a_partitioned_table_restores_partition_columns(spark, tmp_path):

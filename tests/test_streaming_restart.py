@@ -5,8 +5,10 @@ The queries run in a subprocess (``resources/streaming/stream_to_delta.py``), on
 micro-batch. The first run is killed (SIGKILL, the whole process group) while each sink holds in
 the commit of batch 1: the ``delta`` source's sink *before* its Delta commit (the batch's data is
 written by the tasks but not committed), the ``cloudFiles`` source's sink *after* it (committed to
-Delta, not yet in Spark's commit log, so the restart replays it). The second run restarts from the
-checkpoints. Each table is then read with delta-rs directly: every row exactly once.
+Delta, not yet in Spark's commit log, so the restart replays it). A stray data file that no commit
+refers to is dropped into a table between the runs, as a writer killed inside delta-rs's write
+would leave. The second run restarts from the checkpoints. Each table is then read with delta-rs
+directly: every row exactly once, nothing from the stray file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
@@ -94,7 +97,9 @@ def run(work: Path, *, hold: str | None = None, wait_for: list[str] = ()) -> Non
             assert process.wait(timeout=RUN_TIMEOUT_S) == 0, (work / "run.log").read_text()[-4000:]
             return
         while not all((markers / f"{name}.held").exists() for name in wait_for):
-            assert process.poll() is None, "the queries ended before holding:\n" + (work / "run.log").read_text()[-4000:]
+            assert process.poll() is None, (
+                "the queries ended before holding:\n" + (work / "run.log").read_text()[-4000:]
+            )
             assert time.monotonic() < deadline, "the sinks never held"
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)
@@ -123,6 +128,10 @@ def test_killed_mid_commit_then_restarted_delivers_every_row_exactly_once(tmp_pa
     assert delta_rows(work / "from_files").num_rows == 2 * ROWS_PER_VERSION
     assert DeltaTable(str(work / "from_files")).transaction_version(query_id(work, "from_files")) == 1
     assert spark_committed(work, "from_files") == [0]
+    # What a writer killed inside delta-rs's write leaves: a data file that no commit refers to.
+    pq.write_table(
+        pa.table({"id": pa.array([-1], pa.int64()), "label": ["orphan"]}), work / "from_delta" / "orphan.parquet"
+    )
 
     run(work)
 

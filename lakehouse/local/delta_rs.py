@@ -160,6 +160,8 @@ def merge(
 
     - ``source`` is deduplicated on ``keys`` first, keeping the FIRST row of each key (delta-rs
       would otherwise insert two rows for a new key that appears twice).
+    - Keys match null-safely (``<=>`` in Spark SQL): a null key is one key, so re-running a MERGE
+      never inserts a null-keyed row twice.
     - ``when_matched="update"`` overwrites every column of matched rows; ``"ignore"`` leaves them
       as they are (insert-only MERGE: first arrival wins).
     - ``delete_unmatched_where`` is an SQL predicate on ``target`` rows (for example
@@ -190,7 +192,7 @@ def merge(
     if not table_exists(location):
         create_table(location, source.schema)
     source = normalise_table(dedup_first(source, keys), existing=_existing_schema(location))
-    predicate = " AND ".join(f"target.{_quote(k)} = source.{_quote(k)}" for k in keys)
+    predicate = " AND ".join(f"(target.{_quote(k)} IS NOT DISTINCT FROM source.{_quote(k)})" for k in keys)
     merger = DeltaTable(location).merge(
         source,
         predicate,
