@@ -25,15 +25,24 @@ from lakehouse.local.s3server import LOCAL_CREDENTIALS, EmbeddedS3, free_port
 log = logging.getLogger("benchmarks.producer_throughput")
 
 BATCH_SIZE = 1000
-FAULTS = {"dup_rate": 0.02, "synthetic_dup_rate": 0.01, "late_rate": 0.03, "malformed_rate": 0.005, "invalid_rate": 0.01}
+FAULTS = {
+    "dup_rate": 0.02,
+    "synthetic_dup_rate": 0.01,
+    "late_rate": 0.03,
+    "malformed_rate": 0.005,
+    "invalid_rate": 0.01,
+}
 
 
-def _serve(port: int, ready, stop) -> None:
+def _serve(port: int, ready, stop, cpu_seconds) -> None:
     # moto's server logs every request through werkzeug; a benchmark wants quiet.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = EmbeddedS3(port=port).start(export_env=False)
+    began = time.process_time()
     ready.set()
     stop.wait()
+    # CPU the endpoint spent serving (not starting up), for the per-core figures.
+    cpu_seconds.put(time.process_time() - began)
     server.stop()
 
 
@@ -51,8 +60,9 @@ def generation_only(events: int, faults: bool) -> float:
     from producer.traffic import TrafficModel
 
     rng = random.Random(1)
-    traffic = TrafficModel(rng, users=5000, rate=50_000, click_probability=0.45, add_to_cart_probability=0.3,
-                           purchase_probability=0.4)
+    traffic = TrafficModel(
+        rng, users=5000, rate=50_000, click_probability=0.45, add_to_cart_probability=0.3, purchase_probability=0.4
+    )
     stream = LineStream(rng, traffic, **(FAULTS if faults else {}))
     start = 1.78e9
     began = time.perf_counter()
@@ -75,6 +85,7 @@ def main() -> None:
 
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
+    endpoint_cpu = context.Queue()
     server = process = None
     if args.endpoint_in_process:
         server = EmbeddedS3().start(export_env=False)
@@ -82,7 +93,7 @@ def main() -> None:
     else:
         ready = context.Event()
         port = free_port()
-        process = context.Process(target=_serve, args=(port, ready, stop), daemon=True)
+        process = context.Process(target=_serve, args=(port, ready, stop, endpoint_cpu), daemon=True)
         process.start()
         if not ready.wait(60):
             raise SystemExit("the embedded S3 endpoint did not start within 60 s")
@@ -91,7 +102,9 @@ def main() -> None:
         client = _client(endpoint)
         bucket = "producer-benchmark"
         client.create_bucket(Bucket=bucket)
-        print(f"generation only (no S3):     {generation_only(min(args.events, 100_000), args.faults):>10,.0f} events/s")
+        print(
+            f"generation only (no S3):     {generation_only(min(args.events, 100_000), args.faults):>10,.0f} events/s"
+        )
         with tempfile.TemporaryDirectory() as folder:
             config = ProducerConfig(
                 bucket=bucket,
@@ -105,14 +118,28 @@ def main() -> None:
                 progress=False,
                 **(FAULTS if args.faults else {}),
             )
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             manifest = run(config, s3_client=client)
-            elapsed = time.perf_counter() - began
+            elapsed, producer_cpu = time.perf_counter() - began, time.process_time() - cpu_began
         sent = manifest.counts["lines_sent"]
         where = "in this process" if args.endpoint_in_process else "in its own process"
-        print(f"into the embedded endpoint:  {sent / elapsed:>10,.0f} events/s "
-              f"({sent:,} events, {manifest.counts['objects']} objects of {BATCH_SIZE:,}, {elapsed:.2f} s; "
-              f"endpoint {where}{', gzip' if args.gzip else ''}{', faults' if args.faults else ''})")
+        print(
+            f"into the embedded endpoint:  {sent / elapsed:>10,.0f} events/s "
+            f"({sent:,} events, {manifest.counts['objects']} objects of {BATCH_SIZE:,}, {elapsed:.2f} s; "
+            f"endpoint {where}{', gzip' if args.gzip else ''}{', faults' if args.faults else ''})"
+        )
+        print(f"producer CPU:                {producer_cpu / sent * 1e6:>10.1f} µs/event (all its threads)")
+        if process is not None:
+            stop.set()
+            serving = endpoint_cpu.get(timeout=30)
+            process.join(10)
+            process = None
+            print(f"endpoint CPU:                {serving / sent * 1e6:>10.1f} µs/event")
+            # One core each: the slower side sets the pace when nothing else competes for the CPUs.
+            print(
+                f"CPU-bound rate on 2 cores:   {sent / max(producer_cpu, serving):>10,.0f} events/s "
+                f"(load average now {os.getloadavg()[0]:.1f})"
+            )
     finally:
         if server is not None:
             server.stop()

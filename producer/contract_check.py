@@ -187,6 +187,11 @@ class CompiledContract:
     def compiled(self) -> bool:
         return self._accepts is not None
 
+    @property
+    def fast_path(self) -> Callable[[Any], bool] | None:
+        """The generated check itself (None when the schema could not be compiled)."""
+        return self._accepts
+
     def accepts(self, event: Any) -> bool:
         """True only when ``event`` certainly satisfies the contract."""
         return self._accepts is not None and self._accepts(event)

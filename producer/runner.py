@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from producer.traffic import TrafficModel, random_uuid
 from producer.writer import BatchNotDelivered, BatchWriter, DeliveryStats, make_s3_client, object_key
 
 log = logging.getLogger(__name__)
+
+_TEXT = attrgetter("text")
 
 # Sleeps on a real clock are cut into slices this long so the progress line stays live.
 _REALTIME_SLEEP_SLICE_SECONDS = 0.5
@@ -190,7 +193,7 @@ class _Run:
         rate, start, first = self.config.rate, self.start, self.emitted
         next_line = self.stream.next_line
         lines = [next_line(start + (k + 1) / rate) for k in range(first, first + count)]
-        body = ("\n".join(line.text for line in lines) + "\n").encode()
+        body = ("\n".join(map(_TEXT, lines)) + "\n").encode()
         if self.config.gzip:
             # mtime=0: the same lines always give the same bytes.
             body = gzip.compress(body, compresslevel=5, mtime=0)

@@ -65,7 +65,9 @@ class LineStream:
     ) -> None:
         self._rng = rng
         self.traffic = traffic
-        self._validate = (checker or CompiledContract()).validate
+        checker = checker or CompiledContract()
+        self._validate = checker.validate
+        self._fast_path = checker.fast_path
         # Cumulative thresholds: one draw per line decides its kind.
         self._thresholds = []
         total = 0.0
@@ -88,7 +90,10 @@ class LineStream:
         self.lines_made = 0
 
     def _valid(self, event: dict[str, Any], ingest: float, event_time: float, kind: str) -> Line:
-        self._validate(event)
+        fast_path = self._fast_path
+        if fast_path is None or not fast_path(event):
+            # jsonschema decides, and raises ContractError naming the broken rule.
+            contract.validate(event)
         if self._valid_count % JSONSCHEMA_SAMPLE_EVERY == 0:
             # Cross-check the fast path with jsonschema itself on a sample.
             contract.validate(event)
