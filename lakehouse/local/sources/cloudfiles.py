@@ -168,13 +168,11 @@ class CloudFilesOptions:
         opts = {key.lower(): value for key, value in options.items()}
         unknown = [key for key in opts if key not in CLOUD_FILES_OPTIONS and key not in GENERIC_OPTIONS]
         if unknown:
-            key = sorted(unknown)[0]
-            family = "cloudFiles" if key.startswith("cloudfiles.") else "reader"
-            supported = CLOUD_FILES_OPTIONS if family == "cloudFiles" else GENERIC_OPTIONS
+            named = ", ".join(f"'{key}'" for key in sorted(unknown))
             raise ValueError(
-                f"cloudFiles source: option '{key}' is not supported by the local cloudFiles source "
-                f"(option names arrive lower-cased). Supported {family} options: "
-                f"{', '.join(supported.values())}. Remove the option or implement it in {__name__}."
+                f"cloudFiles source: option {named} is not supported by the local cloudFiles source "
+                f"(option names arrive lower-cased). Supported options: {', '.join(CLOUD_FILES_OPTIONS.values())}, "
+                f"{', '.join(GENERIC_OPTIONS.values())}. Remove the option or implement it in {__name__}."
             )
 
         file_format = opts.get("cloudfiles.format")
