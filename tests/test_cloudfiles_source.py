@@ -462,3 +462,61 @@ def test_offsets_from_another_discovery_log_are_refused(tmp_path):
     reader = _stream_reader(tmp_path / "landing", tmp_path / "schema")
     with pytest.raises(RuntimeError, match="schemaLocation was cleared or changed"):
         reader.latestOffset({"seq": 7, "log": "some-other-log"}, ReadAllAvailable())
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON conversion, without Spark
+
+
+def _json_rows(text: str, schema: T.StructType, *, force_per_line: bool = False) -> list[dict]:
+    from lakehouse.local.sources import cloudfiles
+
+    options = CloudFilesOptions.from_options({"cloudFiles.format": "json", "path": "/landing"})
+    layout = cloudfiles.OutputLayout.for_schema(schema, options)
+    info = FileInfo("s3://b/landing/f.jsonl", len(text), 0)
+    data = text.encode("utf-8")
+    parsed = None if force_per_line else cloudfiles._json_fast(data, info, layout)
+    columns, rows, rescued, corrupt = parsed or cloudfiles._json_slow(data, info, layout)
+    return cloudfiles._assemble(columns, rows, rescued, corrupt, info, layout, layout.arrow_schema).to_pylist()
+
+
+def test_arrow_and_per_line_parsing_agree_on_unknown_fields():
+    schema = T.StructType(EVENT_SCHEMA.fields[:4] + [T.StructField("_rescued_data", T.StringType())])
+    text = jsonl(event(1), event(2, campaign={"id": 7, "tags": ["a"]}, note=None), event(3, ref="x")) + "\n"
+
+    fast = _json_rows(text, schema)
+    per_line = _json_rows(text, schema, force_per_line=True)
+
+    assert fast == per_line
+    assert [row["_rescued_data"] for row in fast] == [
+        None,
+        '{"campaign":{"id":7,"tags":["a"]},"_file_path":"s3://b/landing/f.jsonl"}',
+        '{"ref":"x","_file_path":"s3://b/landing/f.jsonl"}',
+    ]
+
+
+def test_per_line_conversion_follows_spark_json_rules():
+    schema = T.StructType(
+        [
+            T.StructField("s", T.StringType()),
+            T.StructField("i", T.IntegerType()),
+            T.StructField("d", T.DoubleType()),
+            T.StructField("t", T.TimestampType()),
+            T.StructField("_rescued_data", T.StringType()),
+        ]
+    )
+    text = (
+        '{"s": 5, "i": 2147483648, "d": "NaN", "t": 1714557600}\n'
+        '{"s": {"a": 1}, "i": 1.5, "d": 2, "t": "2024-05-01T12:00:00.1234567+02:00"}\n'
+    )
+
+    rows = _json_rows(text, schema)
+
+    assert [(r["s"], r["i"], str(r["d"]), r["t"].isoformat()) for r in rows] == [
+        ("5", None, "nan", "2024-05-01T10:00:00+00:00"),
+        ('{"a":1}', None, "2.0", "2024-05-01T10:00:00.123456+00:00"),
+    ]
+    assert [json.loads(r["_rescued_data"]) for r in rows] == [
+        {"i": 2147483648, "_file_path": "s3://b/landing/f.jsonl"},
+        {"i": 1.5, "_file_path": "s3://b/landing/f.jsonl"},
+    ]
