@@ -1,9 +1,10 @@
 """The run manifest: the ground truth of what a producer run landed, for pipelines to reconcile against.
 
 Counts are taken from the lines of each batch *after* its PUT succeeded, so the manifest never
-claims a line that did not land. Alongside the manifest goes a gzip JSON-lines truth file with one
-line per valid unique event (its first arrival, exactly as sent). The identity that pipeline tests
-rely on, and :meth:`Manifest.check` asserts::
+claims a line that did not land. Alongside the manifest go two gzip JSON-lines files: the truth file,
+one line per valid unique event (its first arrival, exactly as sent), and the faults file, one
+record per injected line (where it landed, its kind and expected quarantine reason). The identity
+that pipeline tests rely on, and :meth:`Manifest.check` asserts::
 
     lines_sent == valid_unique_events + natural_duplicates + sum(expected_quarantine.values())
 """
@@ -37,10 +38,15 @@ _SESSION = itemgetter("session_id")
 
 
 class GroundTruth:
-    """Accumulates exact counts over landed batches and streams the truth file."""
+    """Accumulates exact counts over landed batches and streams the truth and faults files.
 
-    def __init__(self, truth_path: Path) -> None:
+    The faults file records every injected line: object key, line number (from 1), kind, the
+    quarantine reason it must get (if any), its event_id and, for invalid events, the variant.
+    """
+
+    def __init__(self, truth_path: Path, faults_path: Path | None = None) -> None:
         self.truth_path = truth_path
+        self.faults_path = faults_path or truth_path.with_name(truth_path.name.replace(".truth.", ".faults."))
         self.objects: list[dict[str, Any]] = []
         self.kinds: Counter[str] = Counter()
         self.quarantine: Counter[str] = Counter()
@@ -53,6 +59,8 @@ class GroundTruth:
         # Level 1: the truth file is written at producer speed and read rarely.
         # Open for the whole run, closed by close().
         self._truth = gzip.open(self._partial, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+        self._faults_partial = self.faults_path.with_name(self.faults_path.name + ".partial")
+        self._faults = gzip.open(self._faults_partial, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
 
     def record_object(self, key: str, lines: list[Line], size: int) -> None:
         """Count one object that landed (its truth lines are written by :meth:`write_truth`)."""
@@ -75,16 +83,35 @@ class GroundTruth:
                 self.users_by_date[day].add(event["user_id"])
                 self.sessions_by_date[day].add(event["session_id"])
 
-    def write_truth(self, lines: list[Line]) -> None:
-        """Append the first arrivals of one landed object to the truth file, in landing order."""
+    def write_truth(self, key: str, lines: list[Line]) -> None:
+        """Append one landed object's first arrivals to the truth file and its faults to the faults file."""
         texts = [line.text for line in lines if line.event is not None]
         if texts:
             self._truth.write("\n".join(texts) + "\n")
+        injected = [
+            json.dumps(
+                {
+                    "key": key,
+                    "line": number,
+                    "kind": line.kind,
+                    "reason": line.reason,
+                    "event_id": line.event_id if line.event is None else line.event["event_id"],
+                    "variant": line.variant,
+                }
+            )
+            for number, line in enumerate(lines, start=1)
+            if line.kind != VALID
+        ]
+        if injected:
+            self._faults.write("\n".join(injected) + "\n")
 
     def close(self) -> None:
         if not self._truth.closed:
             self._truth.close()
             os.replace(self._partial, self.truth_path)
+        if not self._faults.closed:
+            self._faults.close()
+            os.replace(self._faults_partial, self.faults_path)
 
     def counts(self) -> dict[str, Any]:
         kinds = self.kinds
@@ -115,6 +142,7 @@ class Manifest:
     distinct_users_by_date: dict[str, int]
     distinct_sessions_by_date: dict[str, int]
     truth_file: str
+    faults_file: str = ""
     status: str = "complete"
     finished_at: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +163,7 @@ class Manifest:
             "distinct_users_by_date": self.distinct_users_by_date,
             "distinct_sessions_by_date": self.distinct_sessions_by_date,
             "truth_file": self.truth_file,
+            "faults_file": self.faults_file,
             "status": self.status,
             "finished_at": self.finished_at,
             "stats": self.stats,
@@ -156,6 +185,14 @@ class Manifest:
     def truth_events(self) -> Iterator[dict[str, Any]]:
         """The valid unique events of the run, as sent."""
         return read_truth(self.truth_path)
+
+    @property
+    def faults_path(self) -> Path:
+        return Path(self.local_path).parent / self.faults_file
+
+    def injected_faults(self) -> Iterator[dict[str, Any]]:
+        """One record per injected line (see :class:`GroundTruth`)."""
+        return read_truth(self.faults_path)
 
 
 def check_counts(manifest: dict[str, Any]) -> None:
@@ -200,6 +237,7 @@ def build_manifest(
         distinct_users_by_date={d: len(truth.users_by_date[d]) for d in days},
         distinct_sessions_by_date={d: len(truth.sessions_by_date[d]) for d in days},
         truth_file=os.path.relpath(truth.truth_path, local_path.parent),
+        faults_file=os.path.relpath(truth.faults_path, local_path.parent),
         local_path=str(local_path),
     )
 
@@ -219,7 +257,7 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_truth(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Events of a truth file, one dict per valid unique event."""
+    """Records of a gzip JSON-lines file of a run: valid unique events (truth file) or injected faults."""
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for text in handle:
             if text.strip():

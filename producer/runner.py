@@ -151,7 +151,10 @@ class _Run:
             invalid_rate=config.invalid_rate,
         )
         self.manifest_path = Path(config.manifest_path or Path(DEFAULT_MANIFEST_DIR) / f"{self.run_id}.json")
-        self.truth = GroundTruth(self.manifest_path.parent / f"{self.run_id}.truth.jsonl.gz")
+        self.truth = GroundTruth(
+            self.manifest_path.parent / f"{self.run_id}.truth.jsonl.gz",
+            self.manifest_path.parent / f"{self.run_id}.faults.jsonl.gz",
+        )
         self.stats = DeliveryStats()
         self.writer = BatchWriter(
             client,
@@ -209,7 +212,7 @@ class _Run:
         self.writer.put(batch.key, batch.body, content_type=batch.content_type, metadata=metadata)
         # Here, on the upload thread and only once the object landed: gzip releases the GIL, so
         # compressing the truth file overlaps with building the next batch.
-        self.truth.write_truth(batch.lines)
+        self.truth.write_truth(batch.key, batch.lines)
         return batch
 
     def _landed(self, future: Future[_Batch]) -> None:
@@ -333,9 +336,11 @@ class _Run:
         write_local(manifest)
         log.info("manifest written to %s", manifest.local_path)
         try:
-            self.writer.put(
-                f"{prefix}/{manifest.truth_file}", self.truth.truth_path.read_bytes(), content_type="application/gzip"
-            )
+            for name, path in (
+                (manifest.truth_file, self.truth.truth_path),
+                (manifest.faults_file, self.truth.faults_path),
+            ):
+                self.writer.put(f"{prefix}/{name}", path.read_bytes(), content_type="application/gzip")
             self.writer.put(manifest_key, manifest.to_json().encode(), content_type="application/json")
             log.info("manifest uploaded to %s", manifest.manifest_uri)
         except BatchNotDelivered as error:

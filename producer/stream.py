@@ -40,12 +40,19 @@ _SYNTHETIC_LATENESS_LIMIT_SECONDS = (MAX_LATENESS_HOURS - 1) * 3600.0
 
 @dataclass(slots=True)
 class Line:
-    """One line of a batch. ``event`` is set for first arrivals of valid events (the ground truth)."""
+    """One line of a batch. ``event`` is set for first arrivals of valid events (the ground truth).
+
+    For an injected fault, ``reason`` is the quarantine reason it must get (None for late events
+    and natural duplicates, which are not quarantined), ``event_id`` the id it carries or was made
+    from, and ``variant`` how an invalid event was broken.
+    """
 
     text: str
     kind: str
     reason: str | None = None
     event: dict[str, Any] | None = None
+    event_id: str | None = None
+    variant: str | None = None
 
 
 class LineStream:
@@ -119,7 +126,8 @@ class LineStream:
                     kind = candidate
                     break
         if kind == NATURAL_DUPLICATE and self._pool:
-            return Line(self._pool[self._rng.randrange(len(self._pool))][0], NATURAL_DUPLICATE)
+            text, original, _, _ = self._pool[self._rng.randrange(len(self._pool))]
+            return Line(text, NATURAL_DUPLICATE, None, None, original["event_id"])
         if kind == SYNTHETIC_DUPLICATE:
             line = self._synthetic_duplicate(ingest)
             if line is not None:
@@ -130,12 +138,14 @@ class LineStream:
             return self._valid(event, ingest, ingest - lateness, LATE)
         if kind == MALFORMED:
             event = self.traffic.next_event(ingest)
-            return Line(faults.make_malformed(serialize(event), self._rng), MALFORMED, faults.MALFORMED_REASON)
+            text = faults.make_malformed(serialize(event), self._rng)
+            return Line(text, MALFORMED, faults.MALFORMED_REASON, None, event["event_id"])
         if kind == INVALID:
             variant = faults.INVALID_VARIANTS[self._invalid_count % len(faults.INVALID_VARIANTS)]
             self._invalid_count += 1
             value = faults.make_invalid(variant, self.traffic.next_event(ingest), self._rng, ingest)
-            return Line(serialize(value), INVALID, variant.reason)
+            event_id = value.get("event_id") if isinstance(value, dict) else None
+            return Line(serialize(value), INVALID, variant.reason, None, event_id, variant.name)
         # On-time events, and duplicates drawn before any valid event existed to copy.
         event = self.traffic.next_event(ingest)
         # The exact event_time is a little earlier; its lower bound is all the lateness guard needs.
@@ -158,5 +168,7 @@ class LineStream:
             if rng.random() < 0.5:
                 event["page"] = rng.choice([p for p in PRODUCT_PAGES[:20] if p != original["page"]])
             self._validate(event)
-            return Line(serialize(event), SYNTHETIC_DUPLICATE, faults.CONFLICTING_DUPLICATE_REASON)
+            return Line(
+                serialize(event), SYNTHETIC_DUPLICATE, faults.CONFLICTING_DUPLICATE_REASON, None, event["event_id"]
+            )
         return None

@@ -188,17 +188,17 @@ def test_cleanup_script_refuses_without_confirmation_then_deletes_only_the_demo_
     manifest = _produce(s3, bucket, tmp_path)
     s3.put_object(Bucket=bucket, Key="other/keep.txt", Body=b"keep")
     before = _keys(s3, bucket)
-    assert len(before) == 4 + 2 + 1
+    assert len(before) == 4 + 3 + 1
 
     refused = _script("cleanup_s3.sh", "--bucket", bucket, endpoint=s3_endpoint.endpoint_url)
     assert refused.returncode == 2
-    assert "would delete 6 objects" in refused.stderr and "--confirm" in refused.stderr
+    assert "would delete 7 objects" in refused.stderr and "--confirm" in refused.stderr
     assert _keys(s3, bucket) == before
 
     done = _script("cleanup_s3.sh", "--bucket", bucket, "--confirm", endpoint=s3_endpoint.endpoint_url)
     assert done.returncode == 0, done.stderr
     assert f"deleted 4 objects under s3://{bucket}/landing/clickstream/" in done.stdout
-    assert f"deleted 2 objects under s3://{bucket}/manifests/clickstream/" in done.stdout
+    assert f"deleted 3 objects under s3://{bucket}/manifests/clickstream/" in done.stdout
     assert _keys(s3, bucket) == ["other/keep.txt"]
     assert manifest.counts["objects"] == 4
 

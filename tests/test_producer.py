@@ -153,6 +153,44 @@ def test_the_truth_file_is_every_first_arrival_as_sent(faulty_run, s3):
     assert remote_truth == truth_path.read_bytes()
 
 
+def test_every_injected_line_is_recorded_where_it_landed(faulty_run, s3):
+    bucket, tmp_path, manifest, objects = faulty_run
+    m = manifest.to_dict()
+    records = list(read_truth(tmp_path / m["faults_file"]))
+    assert m["faults_file"] == f"{m['run_id']}.faults.jsonl.gz"
+    kinds = Counter(r["kind"] for r in records)
+    counts = m["counts"]
+    assert kinds == {
+        "natural_duplicate": counts["natural_duplicates"],
+        "synthetic_duplicate": counts["synthetic_duplicates"],
+        "late": counts["late_events"],
+        "malformed": counts["malformed_lines"],
+        "invalid": counts["invalid_events"],
+    }
+    assert Counter(r["reason"] for r in records if r["reason"]) == Counter(counts["expected_quarantine"])
+    lines = {key: object_lines(body, key) for key, body in objects.items()}
+    first_seen = {e["event_id"]: json.dumps(e, separators=(",", ":")) for e in read_truth(tmp_path / m["truth_file"])}
+    for record in records:
+        text = lines[record["key"]][record["line"] - 1]
+        if record["kind"] == "natural_duplicate":
+            assert text == first_seen[record["event_id"]]
+        elif record["kind"] == "synthetic_duplicate":
+            assert json.loads(text)["event_id"] == record["event_id"] and text != first_seen[record["event_id"]]
+        elif record["kind"] == "late":
+            assert text == first_seen[record["event_id"]]
+        elif record["kind"] == "malformed":
+            assert contract.violation_of_line(text).reason == "malformed_json"
+        else:
+            assert record["variant"]
+            found = contract.violation_of_line(text)
+            assert (found.reason if found else None) == (
+                None if record["reason"] in ("too_late", "future_event_time") else record["reason"]
+            )
+            assert record["event_id"] not in first_seen
+    remote = s3.get_object(Bucket=bucket, Key=f"manifests/clickstream/{m['faults_file']}")["Body"].read()
+    assert remote == (tmp_path / m["faults_file"]).read_bytes()
+
+
 def test_valid_events_pass_the_contract_and_every_injected_fault_fails_as_expected(faulty_run):
     _, _, manifest, objects = faulty_run
     seen: dict[str, dict] = {}
@@ -744,7 +782,20 @@ def test_the_bash_wrapper_forwards_to_the_cli(s3, s3_endpoint, bucket, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert load_manifest(tmp_path / "m.json")["counts"]["lines_sent"] == 50
-    assert len(_objects(s3, bucket)) == 1
+    from_script = _objects(s3, bucket)
+    assert len(from_script) == 1
+    # Another process (another hash seed) with the same seed and options writes the same bytes.
+    in_process = bucket + "-again"
+    s3.create_bucket(Bucket=in_process)
+    config = ProducerConfig(
+        bucket=in_process,
+        events=50,
+        start_time="2026-05-01T00:00:00Z",
+        seed=1,
+        manifest_path=str(tmp_path / "again.json"),
+    )
+    run(config, s3_client=s3)
+    assert _objects(s3, in_process) == from_script
 
 
 def test_timestamps_are_utc_with_milliseconds():
