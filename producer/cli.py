@@ -21,7 +21,7 @@ from producer.config import (
     ProducerConfig,
 )
 
-log = logging.getLogger("producer")
+log = logging.getLogger(__name__)
 
 COMMANDS = ("run", "setup-aws", "verify", "cleanup")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -42,9 +42,19 @@ examples:
 """
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only when there is one and the help text does not already explain it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, []) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
 def _common(parser: argparse.ArgumentParser, *, prefix_help: str) -> None:
     parser.add_argument("--bucket", default=os.environ.get(BUCKET_ENV), help=f"S3 bucket (default: ${BUCKET_ENV})")
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=prefix_help + f" (default: {DEFAULT_PREFIX})")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=prefix_help)
     parser.add_argument(
         "--endpoint-url",
         default=None,
@@ -76,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="produce events into S3 (default command)",
         description="Produce clickstream events into s3://BUCKET/PREFIX/dt=YYYY-MM-DD/hr=HH/<utc>-<uuid>.jsonl[.gz], "
         "one object per batch, and write the run manifest locally and to S3.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _common(run, prefix_help="landing prefix")
     pace = run.add_argument_group("pace and size")
@@ -146,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create and secure the landing bucket (idempotent)",
         description="Create the bucket if needed, block public access, set default encryption, add a TLS-only "
         "bucket policy and an expiration rule on the landing prefix. Safe to run again.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _common(setup, prefix_help="landing prefix the lifecycle rule applies to")
     setup.add_argument("--landing-expiration-days", type=int, default=7, help="days before landing objects expire")
@@ -163,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="inspect the newest landing objects and validate a sample",
         description="List the newest landing objects, count their lines, check the key layout and validate a "
         "sample of lines against the contract. With --manifest, reconcile every object of a run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _common(verify, prefix_help="landing prefix")
     verify.add_argument("--newest", type=int, default=5, help="how many of the newest objects to read")
@@ -176,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete the demo prefixes (needs --confirm)",
         description="Delete every object under the landing and manifests prefixes. Without --confirm it only "
         "says what it would delete.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _common(clean, prefix_help="landing prefix to delete")
     clean.add_argument("--manifests-prefix", default=DEFAULT_MANIFESTS_PREFIX, help="manifests prefix to delete")
