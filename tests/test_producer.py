@@ -382,7 +382,7 @@ def test_a_live_run_paces_on_the_real_clock(s3, bucket, tmp_path):
 
 def test_stop_event_flushes_the_current_batch_and_writes_the_manifest(s3, bucket, tmp_path):
     stop = threading.Event()
-    threading.Timer(0.8, stop.set).start()
+    threading.Timer(1.5, stop.set).start()
     config = _config(
         bucket,
         tmp_path,
