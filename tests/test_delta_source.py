@@ -151,6 +151,11 @@ def test_batch_write_append_and_overwrite_round_trip(spark, tmp_path):
 
     spark.createDataFrame(event_rows(range(20, 22)), EVENTS).write.format("delta").mode("overwrite").save(path)
     assert_table(delta_rows(path), event_table(range(20, 22)))
+
+    once = spark.createDataFrame(event_rows([30]), EVENTS).write.format("delta").mode("append")
+    once.option("txnAppId", "backfill").option("txnVersion", 4).save(path)
+    once.option("txnAppId", "backfill").option("txnVersion", 4).save(path)  # already written: skipped
+    assert_table(delta_rows(path), event_table([20, 21, 30]))
     assert_table(spark_rows(spark.read.format("delta").option("versionAsOf", 1).load(path)), event_table(range(0, 8)))
 
 

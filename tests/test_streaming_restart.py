@@ -31,7 +31,7 @@ from lakehouse.local.sources.delta import HOLD_ENV, HOLD_MARKERS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).resolve().parent / "resources" / "streaming" / "stream_to_delta.py"
-VERSIONS = 4  # source files / versions, one micro-batch each
+VERSIONS = 3  # source files / versions, one micro-batch each; the kill comes at batch 1
 ROWS_PER_VERSION = 3
 RUN_TIMEOUT_S = 300
 

@@ -20,7 +20,8 @@ batch read             ``versionAsOf``, ``timestampAsOf``
 stream read            ``startingVersion`` (a version or ``latest``), ``maxFilesPerTrigger``
                        (default 1000, also honoured by ``trigger(availableNow=True)``),
                        ``skipChangeCommits``
-batch write            ``mergeSchema``, ``overwriteSchema`` (with mode ``overwrite``)
+batch write            ``mergeSchema``, ``overwriteSchema`` (with mode ``overwrite``), ``txnAppId`` +
+                       ``txnVersion`` (skip a version already written, as Delta does)
 stream write           ``checkpointLocation`` (required), ``mergeSchema``, ``txnAppId``
 =====================  =======================================================================
 
@@ -38,7 +39,15 @@ query id that Spark keeps in ``<checkpointLocation>/metadata``: stable across re
 query and new when the checkpoint is deleted (a new query that must write everything again), which
 is what Delta's own sink uses. ``txnAppId`` overrides it. A batch id the table already records is
 skipped, so replaying a batch after a crash is a no-op. Executors serialise their rows as Arrow IPC
-in the commit message and nothing reaches the table until the driver-side ``commit``.
+in the commit message and nothing reaches the table until the driver-side ``commit``, where delta-rs
+writes the Parquet files and then the log entry: a process killed before the log entry leaves at
+most data files that no commit refers to, which no reader sees. An empty micro-batch commits
+nothing (it only creates a missing table, so downstream readers find it).
+
+Not supported, with an error: ``partitionBy`` (Spark refuses it for Python data sources; create the
+table partitioned with :func:`lakehouse.local.delta_rs.create_table` and writes follow the table's
+partitioning), the ``complete`` and ``update`` output modes, and tables that use deletion vectors
+or column mapping.
 
 Fault injection for the restart tests: ``LAKEHOUSE_DELTA_SINK_HOLD="<table folder name>:<phase>:<batch
 id>[;...]"`` (phase ``before_commit`` or ``after_commit``) makes the sink's commit of that batch to
@@ -90,7 +99,7 @@ HOLD_MARKERS_ENV = "LAKEHOUSE_DELTA_SINK_HOLD_MARKERS"
 _SPARK_OPTIONS = {"path"}
 _BATCH_READ_OPTIONS = {"versionasof", "timestampasof"}
 _STREAM_READ_OPTIONS = {"startingversion", "maxfilespertrigger", "skipchangecommits"}
-_BATCH_WRITE_OPTIONS = {"mergeschema", "overwriteschema"}
+_BATCH_WRITE_OPTIONS = {"mergeschema", "overwriteschema", "txnappid", "txnversion"}
 _STREAM_WRITE_OPTIONS = {"checkpointlocation", "queryname", "mergeschema", "txnappid"}
 # Spark lower-cases option names; errors name them as users write them.
 _OPTION_NAMES = {
@@ -161,7 +170,17 @@ class DeltaDataSource(DataSource):
         if merge_schema and overwrite_schema:
             raise DeltaSourceError(f"delta write to {path}: give mergeSchema or overwriteSchema, not both")
         schema_mode = "overwrite" if overwrite_schema else "merge" if merge_schema else None
-        return DeltaBatchWriter(path, schema, overwrite=overwrite, schema_mode=schema_mode)
+        app_id, version = self.options.get("txnAppId"), self.options.get("txnVersion")
+        if (app_id is None) != (version is None):
+            raise DeltaSourceError(f"delta write to {path}: give txnAppId and txnVersion together, or neither")
+        return DeltaBatchWriter(
+            path,
+            schema,
+            overwrite=overwrite,
+            schema_mode=schema_mode,
+            app_id=app_id,
+            version=None if version is None else _int_option(version, "txnVersion", path),
+        )
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamArrowWriter:
         _check_options(self.options, _STREAM_WRITE_OPTIONS, "streaming write")
@@ -676,13 +695,28 @@ def delta_arrow_schema(schema: StructType) -> pa.Schema:
 
 
 class DeltaBatchWriter(DataSourceArrowWriter):
-    """``df.write.format("delta")``: tasks ship Arrow rows, the driver makes one commit."""
+    """``df.write.format("delta")``: tasks ship Arrow rows, the driver makes one commit.
 
-    def __init__(self, path: str, schema: StructType, *, overwrite: bool, schema_mode: str | None) -> None:
+    With ``txnAppId``/``txnVersion`` the write is skipped when the table already records that
+    version for that app id, as in Delta.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        schema: StructType,
+        *,
+        overwrite: bool,
+        schema_mode: str | None,
+        app_id: str | None = None,
+        version: int | None = None,
+    ) -> None:
         self.path = path
         self.schema = schema
         self.overwrite = overwrite
         self.schema_mode = schema_mode
+        self.app_id = app_id
+        self.version = version
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> ArrowRowsMessage:
         return _rows_message(iterator)
@@ -694,6 +728,8 @@ class DeltaBatchWriter(DataSourceArrowWriter):
             data,
             mode="overwrite" if self.overwrite else "append",
             schema_mode=self.schema_mode,
+            app_id=self.app_id,
+            version=self.version,
         )
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
@@ -731,7 +767,9 @@ class DeltaStreamWriter(DataSourceStreamArrowWriter):
         _hold_if_asked("before_commit", batchId, self.path)
         data = rows_of(messages, self.schema)
         if data.num_rows == 0:
-            log.info("delta stream to %s: batch %d is empty, no commit", self.path, batchId)
+            # Nothing to record, but downstream readers need the table to exist.
+            if delta_rs.create_table(self.path, data.schema):
+                log.info("delta stream to %s: created the table at empty batch %d", self.path, batchId)
             return
         written = delta_rs.write(
             self.path,
