@@ -19,6 +19,7 @@ class PipelineConfig:
     max_lateness_hours: float = rules.MAX_LATENESS_HOURS
     future_tolerance_minutes: float = rules.FUTURE_TOLERANCE_MINUTES
     max_files_per_trigger: int = 1000
+    max_table_files_per_trigger: int = 1000
     reset: bool = False
 
     def trigger_kwargs(self) -> dict:
@@ -36,7 +37,8 @@ WIDGET_HELP = {
     "watermark_delay": "How far behind the newest event_time the dedup state is kept",
     "max_lateness_hours": "Events older than this (ingest_time - event_time) are quarantined as too_late",
     "future_tolerance_minutes": "Events this far after ingest_time are quarantined as future_event_time",
-    "max_files_per_trigger": "Max landed files (Bronze) or Delta files (Silver, Gold) per micro-batch",
+    "max_files_per_trigger": "Max landed files per Bronze micro-batch (Auto Loader's cloudFiles.maxFilesPerTrigger)",
+    "max_table_files_per_trigger": "Max Delta files per Silver and Gold micro-batch (Bronze writes one per batch)",
     "reset": "true: drop this notebook's tables and checkpoints first, then rebuild",
 }
 

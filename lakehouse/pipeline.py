@@ -260,7 +260,7 @@ def start_silver(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
         watermark = _batch_watermark(spark, checkpoint, batch_id)
         process_silver_batch(lakehouse, batch, batch_id, sid=sid, watermark=watermark)
 
-    bronze_stream = lakehouse.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.max_files_per_trigger))
+    bronze_stream = lakehouse.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.max_table_files_per_trigger))
     return _start(silver_input(bronze_stream, cfg), write_batch, lakehouse, cfg, "silver")
 
 
@@ -307,5 +307,5 @@ def start_gold(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         process_gold_batch(lakehouse, batch, batch_id, sid=sid)
 
-    silver_stream = lakehouse.read_stream("silver.events", maxFilesPerTrigger=str(cfg.max_files_per_trigger))
+    silver_stream = lakehouse.read_stream("silver.events", maxFilesPerTrigger=str(cfg.max_table_files_per_trigger))
     return _start(silver_stream, write_batch, lakehouse, cfg, "gold")

@@ -40,6 +40,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, str]:
         "trigger": args.trigger,
         "watermark_delay": args.watermark_delay,
         "max_files_per_trigger": str(args.max_files_per_trigger),
+        "max_table_files_per_trigger": str(args.max_table_files_per_trigger),
         "reset": "false",
     }
 
@@ -268,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     def stream_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--trigger", default="availableNow", help="availableNow or a processing-time interval")
         p.add_argument("--watermark-delay", default="10 minutes", help="Silver's event_time watermark delay")
-        p.add_argument("--max-files-per-trigger", type=int, default=20, help="files per micro-batch")
+        p.add_argument("--max-files-per-trigger", type=int, default=20, help="landed files per Bronze micro-batch")
+        p.add_argument(
+            "--max-table-files-per-trigger", type=int, default=1, help="Delta files per Silver/Gold micro-batch"
+        )
 
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded default, then the Gold metrics")
     demo.add_argument("--events", type=int, default=100_000)

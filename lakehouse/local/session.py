@@ -60,7 +60,6 @@ def get_or_create_session(
             "spark.sql.streaming.stateStore.providerClass",
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
         )
-        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()))
         .config(RUNTIME_CONF, "local")

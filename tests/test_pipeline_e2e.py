@@ -1,0 +1,330 @@
+"""End to end: producer (every fault) → notebooks 00-03 → Gold equals the ground truth, exactly.
+
+The ground truth is computed here with pandas from the producer's truth file (the valid unique
+events as sent), independently of the pipeline's Spark code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lakehouse import reconcile
+from lakehouse.local.cli import notebook_paths
+from lakehouse.local.notebooks import run_notebooks
+from lakehouse.tables import Lakehouse
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "landing/clickstream"
+ACTIONS = ["view", "click", "add_to_cart", "purchase"]
+
+
+def _params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
+    return {
+        "landing_path": landing,
+        "lakehouse": str(lakehouse),
+        "checkpoint_root": "",
+        "trigger": "availableNow",
+        "watermark_delay": "10 minutes",
+        "max_files_per_trigger": "4",
+        "max_table_files_per_trigger": "1",
+        "reset": "false",
+        **extra,
+    }
+
+
+def _produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_size: int, seed: int) -> dict:
+    """A producer run with every fault rate non-zero, spread over a few hours of event time."""
+    from producer import ProducerConfig, run
+
+    s3.create_bucket(Bucket=bucket)
+    manifest = run(
+        ProducerConfig(
+            bucket=bucket,
+            prefix=PREFIX,
+            endpoint_url=s3_endpoint.endpoint_url,
+            events=events,
+            seed=seed,
+            start_time="2026-11-20T21:00:00Z",
+            rate=events / 10_000,  # ~2.8 hours of event time, crossing midnight
+            batch_size=batch_size,
+            batch_interval_seconds=7200,
+            users=300,
+            dup_rate=0.03,
+            synthetic_dup_rate=0.01,
+            late_rate=0.05,
+            malformed_rate=0.01,
+            invalid_rate=0.02,
+            manifest_path=str(folder / "manifest.json"),
+            progress=False,
+        ),
+        s3_client=s3,
+    )
+    return {"landing": f"s3://{bucket}/{PREFIX}", "manifest": manifest.to_dict(), "truth": list(manifest.truth_events())}
+
+
+@pytest.fixture(scope="module")
+def landed(s3, s3_endpoint, tmp_path_factory):
+    return _produce(s3, s3_endpoint, tmp_path_factory.mktemp("producer"), "e2e-landing", events=4000, batch_size=250, seed=11)
+
+
+@pytest.fixture(scope="module")
+def lakehouse(spark, landed, tmp_path_factory):
+    root = tmp_path_factory.mktemp("lakehouse") / "lh"
+    run_notebooks(notebook_paths(), spark, _params(landed["landing"], root))
+    return Lakehouse(spark, str(root))
+
+
+# -- ground truth, with pandas --------------------------------------------------------------------
+
+
+def _truth_frame(truth: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(truth)
+    for column in ("device_type", "country", "source"):
+        if column not in df:
+            df[column] = None
+    df["event_time"] = pd.to_datetime(df["event_time"], utc=True).dt.tz_localize(None)
+    df["event_date"] = df["event_time"].dt.date
+    return df
+
+
+def expected_gold(truth: list[dict]) -> dict[str, pd.DataFrame]:
+    df = _truth_frame(truth)
+    by_day = df.groupby("event_date")
+    kpis = pd.DataFrame(
+        {
+            "events": by_day.size(),
+            "active_users": by_day["user_id"].nunique(),
+            "sessions": by_day["session_id"].nunique(),
+            "views": by_day["action"].apply(lambda a: (a == "view").sum()),
+            "clicks": by_day["action"].apply(lambda a: (a == "click").sum()),
+            "add_to_carts": by_day["action"].apply(lambda a: (a == "add_to_cart").sum()),
+            "purchases": by_day["action"].apply(lambda a: (a == "purchase").sum()),
+            "converted_sessions": df[df.action == "purchase"].groupby("event_date")["session_id"].nunique(),
+        }
+    ).fillna(0).reset_index()
+    kpis["conversion_rate"] = kpis.converted_sessions / kpis.sessions
+    per_minute = (
+        df.assign(window_start=df.event_time.dt.floor("min"))
+        .groupby(["window_start", "action"])
+        .size()
+        .rename("events")
+        .reset_index()
+    )
+    per_minute["window_end"] = per_minute.window_start + pd.Timedelta(minutes=1)
+    reached = df.groupby(["event_date", "action"])["session_id"].nunique()
+    funnel = pd.DataFrame(
+        [
+            (day, step, order, int(reached.get((day, step), 0)))
+            for day in sorted(df.event_date.unique())
+            for order, step in enumerate(ACTIONS, start=1)
+        ],
+        columns=["event_date", "step", "step_order", "sessions"],
+    )
+    dims = df.fillna({"device_type": "unknown", "country": "unknown", "source": "unknown"})
+    traffic = (
+        dims.groupby(["event_date", "device_type", "country", "source"])
+        .agg(events=("event_id", "size"), active_users=("user_id", "nunique"))
+        .reset_index()
+    )
+    views = df[df.action == "view"]
+    pages = (
+        views.groupby(["event_date", "page"])
+        .agg(views=("event_id", "size"), unique_users=("user_id", "nunique"))
+        .reset_index()
+    )
+    return {
+        "gold.daily_kpis": kpis,
+        "gold.events_per_minute": per_minute,
+        "gold.funnel_daily": funnel,
+        "gold.traffic_daily": traffic,
+        "gold.top_pages_daily": pages,
+    }
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    def norm(value):
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime().replace(tzinfo=None)
+        if hasattr(value, "item"):
+            return value.item()
+        return value
+
+    return sorted(tuple(norm(v) for v in row) for row in frame[columns].itertuples(index=False))
+
+
+def gold_snapshot(lakehouse: Lakehouse) -> dict[str, list[tuple]]:
+    from lakehouse import catalog
+
+    snapshot = {}
+    for spec in catalog.GOLD_TABLES:
+        columns = [c for c in spec.column_names if c != "event_date" or spec.name != "gold.events_per_minute"]
+        snapshot[spec.name] = sorted(tuple(r) for r in lakehouse.read(spec.name).select(*columns).collect())
+    return snapshot
+
+
+# -- tests ----------------------------------------------------------------------------------------
+
+
+def test_every_gold_table_equals_the_ground_truth(lakehouse, landed):
+    expected = expected_gold(landed["truth"])
+    actual = gold_snapshot(lakehouse)
+    from lakehouse import catalog
+
+    for spec in catalog.GOLD_TABLES:
+        columns = [c for c in spec.column_names if c != "event_date" or spec.name != "gold.events_per_minute"]
+        assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
+    assert len(actual["gold.daily_kpis"]) >= 2  # the run crosses midnight
+
+
+def test_conservation_holds_with_every_term_queried(lakehouse, landed):
+    counts = landed["manifest"]["counts"]
+    c = reconcile.conservation(lakehouse)
+    assert c.holds
+    assert c.landed_lines == counts["lines_sent"]
+    assert c.silver_rows == counts["valid_unique_events"]
+    assert c.duplicates_removed == counts["natural_duplicates"]
+    assert c.quarantined_rows == sum(counts["expected_quarantine"].values())
+    assert reconcile.quarantine_by_reason(lakehouse) == {k: v for k, v in counts["expected_quarantine"].items() if v}
+
+
+def test_silver_has_one_row_per_valid_event_id_and_keeps_late_events(lakehouse, landed):
+    silver = lakehouse.read("silver.events")
+    truth_ids = {e["event_id"] for e in landed["truth"]}
+    ids = [r.event_id for r in silver.select("event_id").collect()]
+    assert len(ids) == len(set(ids)) == len(truth_ids)
+    assert set(ids) == truth_ids
+    # Late events arrive hours behind the watermark: they are recovered, flagged and counted.
+    late = silver.filter("is_late").count()
+    assert late > 0
+    ops = lakehouse.read("ops.pipeline_metrics").filter("layer = 'silver'")
+    assert ops.agg({"late": "sum"}).first()[0] == late
+    assert ops.count() >= 2  # several micro-batches, so the watermark advanced between them
+
+
+def test_first_arrival_wins_for_conflicting_duplicates(lakehouse, landed):
+    truth = {e["event_id"]: e for e in landed["truth"]}
+    conflicts = lakehouse.read("silver.quarantine").filter("reason = 'conflicting_duplicate'").collect()
+    assert conflicts
+    silver = {r.event_id: r for r in lakehouse.read("silver.events").collect()}
+    for row in conflicts:
+        assert row.event_id in silver
+        original = truth[row.event_id]
+        assert (silver[row.event_id].page, silver[row.event_id].action) == (original["page"], original["action"])
+
+
+def test_rerunning_the_notebooks_changes_nothing(spark, lakehouse, landed):
+    from deltalake import DeltaTable
+
+    from lakehouse import catalog
+
+    versions = {s.name: DeltaTable(lakehouse.path(s.name)).version() for s in catalog.ALL_TABLES}
+    before = gold_snapshot(lakehouse)
+    run_notebooks(notebook_paths(), spark, _params(landed["landing"], Path(lakehouse.location)))
+    assert gold_snapshot(lakehouse) == before
+    data_tables = [s.name for s in catalog.ALL_TABLES if s.name != "ops.pipeline_metrics"]
+    assert {n: DeltaTable(lakehouse.path(n)).version() for n in data_tables} == {n: versions[n] for n in data_tables}
+
+
+def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp_path):
+    """Kill the pipeline process mid-stream (SIGKILL), run again: Silver and Gold as if never interrupted.
+
+    "As if never interrupted" is the ground truth, which an uninterrupted run equals exactly
+    (test_every_gold_table_equals_the_ground_truth).
+    """
+    small = _produce(s3, s3_endpoint, tmp_path, "e2e-restart", events=1200, batch_size=150, seed=23)
+    root = tmp_path / "lh"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    command = [
+        sys.executable, "-m", "lakehouse.local", "pipeline", "--landing", small["landing"],
+        "--lakehouse", str(root), "--max-files-per-trigger", "2", "--max-table-files-per-trigger", "1",
+    ]
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    silver_commits = root / "_checkpoints" / "silver" / "commits"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if silver_commits.exists() and any(p.name.isdigit() for p in silver_commits.iterdir()):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the pipeline finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    interrupted = Lakehouse(spark, str(root))
+    expected_silver = small["manifest"]["counts"]["valid_unique_events"]
+    assert interrupted.read("silver.events").count() < expected_silver
+
+    run_notebooks(notebook_paths(), spark, _params(small["landing"], root, max_files_per_trigger="2"))
+    ids = [r.event_id for r in interrupted.read("silver.events").select("event_id").collect()]
+    assert len(ids) == len(set(ids)) == expected_silver
+    from lakehouse import catalog
+
+    expected = expected_gold(small["truth"])
+    actual = gold_snapshot(interrupted)
+    for spec in catalog.GOLD_TABLES:
+        columns = [c for c in spec.column_names if c != "event_date" or spec.name != "gold.events_per_minute"]
+        assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
+    assert reconcile.conservation(interrupted).holds
+
+
+def _line(event_id: str, event_time: str, ingest_time: str, **fields) -> str:
+    event = {
+        "event_id": event_id,
+        "schema_version": 1,
+        "event_time": event_time,
+        "ingest_time": ingest_time,
+        "user_id": "u1",
+        "session_id": "s1",
+        "action": "view",
+        "page": "/home",
+    }
+    event.update(fields)
+    return json.dumps(event)
+
+
+def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path):
+    """A local landing folder, three drops hours apart, the pipeline run after each (availableNow)."""
+    landing, root = tmp_path / "landing", tmp_path / "lh"
+    landing.mkdir()
+    a = "aaaaaaaa-0000-4000-8000-000000000001"
+    late = "bbbbbbbb-0000-4000-8000-000000000002"
+    steady = [f"cccccccc-0000-4000-8000-{i:012d}" for i in range(4)]
+    drops = [
+        [_line(a, "2026-11-20T08:00:00Z", "2026-11-20T08:00:01Z")]
+        + [_line(steady[0], "2026-11-20T09:00:00Z", "2026-11-20T09:00:01Z")],
+        # Six hours later: the watermark moves to 13:50.
+        [_line(steady[1], "2026-11-20T14:00:00Z", "2026-11-20T14:00:01Z")],
+        [
+            _line(a, "2026-11-20T08:00:00Z", "2026-11-20T14:05:00Z"),  # resent hours later
+            _line(a, "2026-11-20T08:00:00Z", "2026-11-20T14:06:00Z", page="/other"),  # same id, new payload
+            _line(late, "2026-11-20T09:30:00Z", "2026-11-20T14:07:00Z"),  # 4.5 h behind the watermark
+            _line(late, "2026-11-20T09:30:00Z", "2026-11-20T14:08:00Z"),  # and its duplicate
+            _line(steady[2], "2026-11-20T14:10:00Z", "2026-11-20T14:10:01Z"),
+        ],
+    ]
+    for index, lines in enumerate(drops):
+        (landing / f"drop-{index}.jsonl").write_text("\n".join(lines) + "\n")
+        run_notebooks(notebook_paths(), spark, _params(str(landing), root))
+    lakehouse = Lakehouse(spark, str(root))
+    silver = {r.event_id: r for r in lakehouse.read("silver.events").collect()}
+    assert sorted(silver) == sorted([a, late, steady[0], steady[1], steady[2]])
+    assert silver[a].page == "/home" and silver[a].is_late is False
+    assert silver[late].is_late is True
+    quarantine = [(r.event_id, r.reason) for r in lakehouse.read("silver.quarantine").collect()]
+    assert quarantine == [(a, "conflicting_duplicate")]
+    c = reconcile.conservation(lakehouse)
+    assert (c.landed_lines, c.silver_rows, c.quarantined_rows, c.duplicates_removed, c.late_in_silver) == (8, 5, 1, 2, 1)
+    assert c.holds
+    kpis = {r.event_date.isoformat(): r.events for r in lakehouse.read("gold.daily_kpis").collect()}
+    assert kpis == {"2026-11-20": 5}
