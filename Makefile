@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 LANDING ?=
 LAKEHOUSE ?= .lakehouse/lakehouse
 
-.PHONY: setup test lint demo pipeline follow sql bench clean
+.PHONY: setup test lint demo pipeline follow sql dashboard bench clean
 
 setup:
 	@scripts/check_prereqs.sh >/dev/null
@@ -44,6 +44,9 @@ follow: setup
 sql: setup
 	@if [ -z "$(Q)" ]; then echo 'usage: make sql Q="SELECT * FROM gold.daily_kpis" [LAKEHOUSE=<folder>]' >&2; exit 2; fi
 	$(PY) -m lakehouse.local sql --lakehouse "$(LAKEHOUSE)" "$(Q)"
+
+dashboard: setup
+	$(PY) -m lakehouse.local.dashboard --lakehouse "$(if $(filter .lakehouse/lakehouse,$(LAKEHOUSE)),.lakehouse/demo/lakehouse,$(LAKEHOUSE))"
 
 bench: setup
 	$(PY) -m benchmarks.run

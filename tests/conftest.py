@@ -46,3 +46,25 @@ def spark(s3_endpoint, tmp_path_factory):
     session = get_or_create_session("clickstream-lakehouse-tests", shuffle_partitions=2)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_landing(s3, s3_endpoint, tmp_path_factory):
+    """4,000 lines from the producer with every fault, in the embedded S3 (once per test session)."""
+    from support import produce
+
+    return produce(s3, s3_endpoint, tmp_path_factory.mktemp("producer"), "e2e-landing", events=4000, batch_size=250, seed=11)
+
+
+@pytest.fixture(scope="session")
+def e2e_lakehouse(spark, e2e_landing, tmp_path_factory):
+    """The notebooks 00-03 run over ``e2e_landing``: a small demo lakehouse shared by the tests that query it."""
+    from support import params
+
+    from lakehouse.local.cli import notebook_paths
+    from lakehouse.local.notebooks import run_notebooks
+    from lakehouse.tables import Lakehouse
+
+    root = tmp_path_factory.mktemp("lakehouse") / "lh"
+    run_notebooks(notebook_paths(), spark, params(e2e_landing["landing"], root))
+    return Lakehouse(spark, str(root))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import params as _params
+from support import produce as _produce
 
 from lakehouse import reconcile
 from lakehouse.local.cli import notebook_paths
@@ -25,64 +27,17 @@ from lakehouse.tables import Lakehouse
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PREFIX = "landing/clickstream"
 ACTIONS = ["view", "click", "add_to_cart", "purchase"]
 
 
-def _params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
-    return {
-        "landing_path": landing,
-        "lakehouse": str(lakehouse),
-        "checkpoint_root": "",
-        "trigger": "availableNow",
-        "watermark_delay": "10 minutes",
-        "max_files_per_trigger": "4",
-        "max_table_files_per_trigger": "1",
-        "reset": "false",
-        **extra,
-    }
-
-
-def _produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_size: int, seed: int) -> dict:
-    """A producer run with every fault rate non-zero, spread over a few hours of event time."""
-    from producer import ProducerConfig, run
-
-    s3.create_bucket(Bucket=bucket)
-    manifest = run(
-        ProducerConfig(
-            bucket=bucket,
-            prefix=PREFIX,
-            endpoint_url=s3_endpoint.endpoint_url,
-            events=events,
-            seed=seed,
-            start_time="2026-11-20T21:00:00Z",
-            rate=events / 10_000,  # ~2.8 hours of event time, crossing midnight
-            batch_size=batch_size,
-            batch_interval_seconds=7200,
-            users=300,
-            dup_rate=0.03,
-            synthetic_dup_rate=0.01,
-            late_rate=0.05,
-            malformed_rate=0.01,
-            invalid_rate=0.02,
-            manifest_path=str(folder / "manifest.json"),
-            progress=False,
-        ),
-        s3_client=s3,
-    )
-    return {"landing": f"s3://{bucket}/{PREFIX}", "manifest": manifest.to_dict(), "truth": list(manifest.truth_events())}
+@pytest.fixture(scope="module")
+def landed(e2e_landing):
+    return e2e_landing
 
 
 @pytest.fixture(scope="module")
-def landed(s3, s3_endpoint, tmp_path_factory):
-    return _produce(s3, s3_endpoint, tmp_path_factory.mktemp("producer"), "e2e-landing", events=4000, batch_size=250, seed=11)
-
-
-@pytest.fixture(scope="module")
-def lakehouse(spark, landed, tmp_path_factory):
-    root = tmp_path_factory.mktemp("lakehouse") / "lh"
-    run_notebooks(notebook_paths(), spark, _params(landed["landing"], root))
-    return Lakehouse(spark, str(root))
+def lakehouse(e2e_lakehouse):
+    return e2e_lakehouse
 
 
 # -- ground truth, with pandas --------------------------------------------------------------------
