@@ -25,6 +25,7 @@ setup:
 	fi
 
 test: setup
+	@scripts/ensure_chromium.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

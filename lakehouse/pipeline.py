@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -131,8 +132,12 @@ def _record_metrics(lakehouse: Lakehouse, layer: str, sid: str, batch_id: int, s
 
 def _batch_watermark(spark: SparkSession, checkpoint: str, batch_id: int) -> datetime | None:
     """The event-time watermark Spark used for this batch, from the checkpoint's offset log."""
+    offsets = f"{checkpoint}/offsets/{batch_id}"
     try:
-        lines = [r.value for r in spark.read.text(f"{checkpoint}/offsets/{batch_id}").collect()]
+        if Path(offsets).is_file():
+            lines = Path(offsets).read_text().splitlines()
+        else:
+            lines = [r.value for r in spark.read.text(offsets).collect()]
         meta = json.loads(lines[1])
         ms = int(meta.get("batchWatermarkMs", 0))
     except Exception:  # noqa: BLE001 - the watermark is informational; never fail a batch on it
@@ -221,22 +226,29 @@ def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, 
             .join(F.broadcast(batch_ids), "event_id")
         )
         classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
+        outcomes = {
+            (r["_outcome"], r["is_late"]): r["n"]
+            for r in classified.groupBy("_outcome", "is_late").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+
+        def outcome(name: str) -> int:
+            return sum(n for (o, _), n in outcomes.items() if o == name)
+
         quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
             silver_t.conflicting_quarantine_rows(classified)
         )
         inserts = silver_t.silver_rows(classified)
         lakehouse.upsert(inserts, "silver.events", app_id=f"silver:{sid}", batch_id=batch_id, when_matched="ignore")
-        lakehouse.upsert(
+        quarantined = lakehouse.upsert(
             quarantine, "silver.quarantine", app_id=f"quarantine:{sid}", batch_id=batch_id, when_matched="ignore"
         )
-        outcome_counts = {r["_outcome"]: r["n"] for r in classified.groupBy("_outcome").agg(F.count(F.lit(1)).alias("n")).collect()}
-        late = classified.filter((F.col("_outcome") == silver_t.INSERT) & F.col("is_late")).count()
+        invalid = quarantined - outcome(silver_t.CONFLICTING)
         counts = {
-            "rows_in": rows.count(),
-            "rows_written": outcome_counts.get(silver_t.INSERT, 0) + outcome_counts.get(silver_t.ALREADY_IN_SILVER, 0),
-            "quarantined": quarantine.count(),
-            "duplicates_removed": outcome_counts.get(silver_t.DUPLICATE, 0),
-            "late": late,
+            "rows_in": sum(outcomes.values()) + invalid,
+            "rows_written": outcome(silver_t.INSERT) + outcome(silver_t.ALREADY_IN_SILVER),
+            "quarantined": quarantined,
+            "duplicates_removed": outcome(silver_t.DUPLICATE),
+            "late": outcomes.get((silver_t.INSERT, True), 0),
         }
         p50, p95, pmax = _latency_seconds(
             classified.filter(F.col("_outcome") == silver_t.INSERT), "ingest_time", datetime.now(UTC)

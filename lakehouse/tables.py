@@ -187,8 +187,8 @@ class Lakehouse:
         when_matched: str = "update",
         replace_where: str | None = None,
         order_by: list[str] | None = None,
-    ) -> None:
-        """MERGE ``df`` into the table on its keys, once per (app_id, batch_id).
+    ) -> int:
+        """MERGE ``df`` into the table on its keys, once per (app_id, batch_id); returns the source rows.
 
         ``when_matched``: ``update`` (upsert) or ``ignore`` (insert new keys only).
         ``replace_where``: target rows matching this SQL predicate that the source does not contain are
@@ -201,30 +201,35 @@ class Lakehouse:
         if self.local:
             from lakehouse.local import delta_rs
 
+            source = df.toArrow()
             delta_rs.merge(
                 self.path(name),
-                df.toArrow(),
+                source,
                 keys=keys,
                 app_id=app_id,
                 version=batch_id,
                 when_matched=when_matched,
                 delete_unmatched_where=replace_where,
             )
-            return
+            return source.num_rows
         from delta.tables import DeltaTable
 
         condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
-        merger = DeltaTable.forName(self.spark, self.identifier(name)).alias("target").merge(df.alias("source"), condition)
-        if when_matched == "update":
-            merger = merger.whenMatchedUpdateAll()
-        merger = merger.whenNotMatchedInsertAll()
-        if replace_where:
-            merger = merger.whenNotMatchedBySourceDelete(condition=replace_where)
         # Delta skips a MERGE whose (txnAppId, txnVersion) it has already committed.
         self.spark.conf.set("spark.databricks.delta.write.txnAppId", app_id)
         self.spark.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
+        df = df.persist()
+        rows = df.count()
         try:
+            merger = DeltaTable.forName(self.spark, self.identifier(name)).alias("target").merge(df.alias("source"), condition)
+            if when_matched == "update":
+                merger = merger.whenMatchedUpdateAll()
+            merger = merger.whenNotMatchedInsertAll()
+            if replace_where:
+                merger = merger.whenNotMatchedBySourceDelete(condition=replace_where)
             merger.execute()
+            return rows
         finally:
+            df.unpersist()
             self.spark.conf.unset("spark.databricks.delta.write.txnAppId")
             self.spark.conf.unset("spark.databricks.delta.write.txnVersion")
