@@ -187,7 +187,7 @@ def _print_freshness(lakehouse, stop: threading.Event, interval: float) -> None:
                 continue
             latest = (
                 lakehouse.read("ops.pipeline_metrics")
-                .filter(F.col("layer") == "gold")
+                .filter((F.col("layer") == "gold") & (F.col("rows_in") > 0))
                 .orderBy(F.col("committed_at").desc())
                 .first()
             )
@@ -203,6 +203,15 @@ def _print_freshness(lakehouse, stop: threading.Event, interval: float) -> None:
             )
         except Exception as exc:  # noqa: BLE001 - a report that fails once must not stop the streams
             print(f"[follow] freshness not available yet: {exc.__class__.__name__}", flush=True)
+
+
+def stop_between_batches(spark, timeout_s: float = 120.0) -> None:
+    """Stop every active stream when it is between triggers, so no micro-batch is interrupted."""
+    deadline = time.time() + timeout_s
+    for query in spark.streams.active:
+        while time.time() < deadline and query.isActive and query.status.get("isTriggerActive"):
+            time.sleep(0.2)
+        query.stop()
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -252,10 +261,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
         # Ctrl+C ends the producer (it flushes its batch and writes the manifest); then the streams stop.
         with contextlib.suppress(KeyboardInterrupt):
             run(config)
-        print("stopping streams", flush=True)
+        print("stopping streams (each after its current micro-batch)", flush=True)
         stop.set()
-        for query in spark.streams.active:
-            query.stop()
+        stop_between_batches(spark)
         return 0
     finally:
         stop.set()

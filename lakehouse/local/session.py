@@ -48,7 +48,8 @@ def get_or_create_session(
         .master(f"local[{cores}]")
         .config("spark.driver.memory", driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        # A larger thread stack: Spark's regex-based message handling recurses over long plan strings.
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -Xss16m")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.default.parallelism", str(shuffle_partitions))
