@@ -239,7 +239,7 @@ def test_variables_for_bucket_landing_prefix_and_catalog(bundle):
 
 def test_sync_uploads_the_package_and_contract_but_not_the_laptop_files(bundle):
     excluded = bundle["root"]["sync"]["exclude"]
-    assert {"tests/**", ".venv/**", ".lakehouse/**"} <= set(excluded)
+    assert {"tests/**", ".venv/**", "**/.lakehouse/**"} <= set(excluded)
     for needed in ("lakehouse", "schemas", "databricks"):
         assert not any(pattern.split("/")[0] == needed for pattern in excluded), f"{needed}/ must be synced"
     assert not (REPO_ROOT / "databricks" / "__init__.py").exists(), "databricks/ is the databricks-sdk namespace"
