@@ -211,56 +211,65 @@ def silver_input(bronze_stream: DataFrame, cfg: PipelineConfig) -> DataFrame:
     return everything.unionByName(kept, allowMissingColumns=True)
 
 
+def _materialize(batch: DataFrame) -> DataFrame:
+    """The micro-batch's rows behind a one-node plan.
+
+    Every job in a batch would otherwise re-analyse the streaming plan, validation expression
+    included, before finding a cached copy; an eager local checkpoint computes the rows once and
+    plans everything after it over a plain scan.
+    """
+    return batch.localCheckpoint(eager=True)
+
+
 def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str, watermark=None) -> dict:
     """One Silver micro-batch: quarantine, dedup against Silver, MERGE, metrics. Returns the counts."""
     started = time.time()
-    batch = batch.persist()
-    try:
-        rows = batch.filter(F.col(BRANCH) == "all").drop(BRANCH)
-        kept_ids = batch.filter(F.col(BRANCH) == "kept").select("event_id")
-        valid = silver_t.valid_events(rows)
-        batch_ids = valid.select("event_id").distinct()
-        existing = (
-            lakehouse.read("silver.events")
-            .select("event_id", "payload_hash", "_record_id")
-            .join(F.broadcast(batch_ids), "event_id")
-        )
-        classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
-        outcomes = {
-            (r["_outcome"], r["is_late"]): r["n"]
-            for r in classified.groupBy("_outcome", "is_late").agg(F.count(F.lit(1)).alias("n")).collect()
-        }
+    # Released by Spark's context cleaner once unreferenced (a checkpoint is not a cache entry).
+    batch = _materialize(batch)
+    rows = batch.filter(F.col(BRANCH) == "all").drop(BRANCH)
+    kept_ids = batch.filter(F.col(BRANCH) == "kept").select("event_id")
+    valid = silver_t.valid_events(rows)
+    batch_ids = valid.select("event_id").distinct()
+    existing = (
+        lakehouse.read("silver.events", columns=["event_id", "payload_hash", "_record_id"])
+        .join(F.broadcast(batch_ids), "event_id")
+        .persist()
+    )
+    classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
+    outcomes = {
+        (r["_outcome"], r["is_late"]): r["n"]
+        for r in classified.groupBy("_outcome", "is_late").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
 
-        def outcome(name: str) -> int:
-            return sum(n for (o, _), n in outcomes.items() if o == name)
+    def outcome(name: str) -> int:
+        return sum(n for (o, _), n in outcomes.items() if o == name)
 
-        quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
-            silver_t.conflicting_quarantine_rows(classified)
-        )
-        inserts = silver_t.silver_rows(classified)
-        lakehouse.upsert(inserts, "silver.events", app_id=f"silver:{sid}", batch_id=batch_id, when_matched="ignore")
-        quarantined = lakehouse.upsert(
-            quarantine, "silver.quarantine", app_id=f"quarantine:{sid}", batch_id=batch_id, when_matched="ignore"
-        )
-        invalid = quarantined - outcome(silver_t.CONFLICTING)
-        counts = {
-            "rows_in": sum(outcomes.values()) + invalid,
-            "rows_written": outcome(silver_t.INSERT) + outcome(silver_t.ALREADY_IN_SILVER),
-            "quarantined": quarantined,
-            "duplicates_removed": outcome(silver_t.DUPLICATE),
-            "late": outcomes.get((silver_t.INSERT, True), 0),
-        }
-        p50, p95, pmax = _latency_seconds(
-            classified.filter(F.col("_outcome") == silver_t.INSERT), "ingest_time", datetime.now(UTC)
-        )
-        _record_metrics(
-            lakehouse, "silver", sid, batch_id, started, watermark=watermark,
-            latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax, **counts,
-        )
-        classified.unpersist()
-        return counts
-    finally:
-        batch.unpersist()
+    quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
+        silver_t.conflicting_quarantine_rows(classified)
+    )
+    inserts = silver_t.silver_rows(classified)
+    lakehouse.upsert(inserts, "silver.events", app_id=f"silver:{sid}", batch_id=batch_id, when_matched="ignore")
+    quarantined = lakehouse.upsert(
+        quarantine, "silver.quarantine", app_id=f"quarantine:{sid}", batch_id=batch_id, when_matched="ignore"
+    )
+    invalid = quarantined - outcome(silver_t.CONFLICTING)
+    counts = {
+        "rows_in": sum(outcomes.values()) + invalid,
+        "rows_written": outcome(silver_t.INSERT) + outcome(silver_t.ALREADY_IN_SILVER),
+        "quarantined": quarantined,
+        "duplicates_removed": outcome(silver_t.DUPLICATE),
+        "late": outcomes.get((silver_t.INSERT, True), 0),
+    }
+    p50, p95, pmax = _latency_seconds(
+        classified.filter(F.col("_outcome") == silver_t.INSERT), "ingest_time", datetime.now(UTC)
+    )
+    _record_metrics(
+        lakehouse, "silver", sid, batch_id, started, watermark=watermark,
+        latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax, **counts,
+    )
+    classified.unpersist()
+    existing.unpersist()
+    return counts
 
 
 def start_silver(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
@@ -283,6 +292,12 @@ def _dates_predicate(dates: list) -> str:
     return ", ".join(f"CAST('{d.isoformat()}' AS DATE)" for d in dates)
 
 
+# The Silver columns the Gold metrics read.
+GOLD_INPUT_COLUMNS = [
+    "event_id", "event_time", "event_date", "user_id", "session_id", "action", "page", "device_type", "country", "source",
+]
+
+
 def process_gold_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str) -> list:
     """Recompute every Gold table for the days the batch touched and MERGE them (replacing those days)."""
     started = time.time()
@@ -291,7 +306,11 @@ def process_gold_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *,
         dates = sorted(r["event_date"] for r in batch.select("event_date").distinct().collect() if r["event_date"])
         if dates:
             in_dates = _dates_predicate(dates)
-            silver = lakehouse.read("silver.events").filter(f"event_date IN ({in_dates})").persist()
+            silver = (
+                lakehouse.read("silver.events", columns=GOLD_INPUT_COLUMNS)
+                .filter(f"event_date IN ({in_dates})")
+                .persist()
+            )
             for name, metric in gold_t.GOLD_METRICS.items():
                 lakehouse.upsert(
                     metric(silver),

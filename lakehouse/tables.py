@@ -96,7 +96,9 @@ class Lakehouse:
             for layer in catalog.LAYERS:
                 Path(self.location, layer).mkdir(parents=True, exist_ok=True)
             return
-        self.spark.sql(f"CREATE CATALOG IF NOT EXISTS `{self.location}`")
+        # CREATE CATALOG needs a privilege the job's identity may lack; only ask when it is missing.
+        if not self.spark.sql(f"SHOW CATALOGS LIKE '{self.location}'").collect():
+            self.spark.sql(f"CREATE CATALOG IF NOT EXISTS `{self.location}`")
         for layer in catalog.LAYERS:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{self.location}`.{layer} COMMENT '{layer} layer of the clickstream lakehouse'")
 
@@ -144,10 +146,22 @@ class Lakehouse:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def read(self, name: str) -> DataFrame:
+    def read(self, name: str, *, columns: list[str] | None = None) -> DataFrame:
+        """Batch read of a table; ``columns`` reads only those (locally straight from the Parquet columns)."""
         if self.local:
+            if columns is not None:
+                # The Python data source cannot prune columns; delta-rs reads just these, as Arrow.
+                from lakehouse.local import delta_rs
+
+                table = delta_rs.read(self.path(name), columns=columns)
+                return self.spark.createDataFrame(table) if table.num_rows else self._empty(name, columns)
             return self.spark.read.format("delta").load(self.path(name))
-        return self.spark.read.table(self.identifier(name))
+        df = self.spark.read.table(self.identifier(name))
+        return df.select(*columns) if columns is not None else df
+
+    def _empty(self, name: str, columns: list[str]) -> DataFrame:
+        struct = catalog.spec(name).struct()
+        return self.spark.createDataFrame([], struct).select(*columns)
 
     def read_stream(self, name: str, **options: str) -> DataFrame:
         reader = self.spark.readStream.format("delta").options(**options)

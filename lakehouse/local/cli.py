@@ -111,8 +111,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from producer import ProducerConfig, run
 
     started = time.time()
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    DEMO_DIR.mkdir(parents=True)
+    demo_dir = DEMO_DIR.resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
     # The endpoint must be up before Spark starts, so Spark's Python workers inherit AWS_ENDPOINT_URL.
     s3 = EmbeddedS3().start(export_env=True)
     try:
@@ -125,8 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             events=args.events,
             seed=args.seed,
             start_time="2026-11-20T00:00:00Z",
-            # About 1.2 events per simulated second: 100,000 events span two days.
-            rate=1.2,
+            # About 0.7 events per simulated second: 100,000 events span two days.
+            rate=0.7,
             batch_size=1000,
             batch_interval_seconds=3600,
             dup_rate=0.02,
@@ -134,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             late_rate=0.02,
             malformed_rate=0.005,
             invalid_rate=0.01,
-            manifest_path=str(DEMO_DIR / "manifest.json"),
+            manifest_path=str(demo_dir / "manifest.json"),
             progress=False,
         )
         t0 = time.time()
@@ -146,7 +147,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         spark = _session()
         args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
-        args.lakehouse = str(DEMO_DIR / "lakehouse")
+        args.lakehouse = str(demo_dir / "lakehouse")
         print("notebooks (availableNow):")
         run_pipeline(spark, pipeline_parameters(args))
         lakehouse = _lakehouse(spark, args.lakehouse)
@@ -219,7 +220,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
     from lakehouse.local.s3server import EmbeddedS3
     from producer import ProducerConfig, run
 
-    folder = Path(".lakehouse/follow")
+    # Absolute: the notebook threads change the working directory while they run.
+    folder = Path(".lakehouse/follow").resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     s3 = EmbeddedS3().start(export_env=True)
