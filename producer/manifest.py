@@ -12,6 +12,7 @@ that pipeline tests rely on, and :meth:`Manifest.check` asserts::
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ _USER = itemgetter("user_id")
 _SESSION = itemgetter("session_id")
 
 
+def _open_gzip_text(path: Path) -> io.TextIOWrapper:
+    """A gzip text file with a fixed header timestamp, so the same run gives byte-identical files."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=1, mtime=0), encoding="utf-8")
+
+
 class GroundTruth:
     """Accumulates exact counts over landed batches and streams the truth and faults files.
 
@@ -58,9 +64,9 @@ class GroundTruth:
         self._partial = truth_path.with_name(truth_path.name + ".partial")
         # Level 1: the truth file is written at producer speed and read rarely.
         # Open for the whole run, closed by close().
-        self._truth = gzip.open(self._partial, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+        self._truth = _open_gzip_text(self._partial)
         self._faults_partial = self.faults_path.with_name(self.faults_path.name + ".partial")
-        self._faults = gzip.open(self._faults_partial, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+        self._faults = _open_gzip_text(self._faults_partial)
 
     def record_object(self, key: str, lines: list[Line], size: int) -> None:
         """Count one object that landed (its truth lines are written by :meth:`write_truth`)."""
