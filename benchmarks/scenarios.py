@@ -1,0 +1,786 @@
+"""The benchmark scenarios, each run in a fresh process (fresh JVM): ``python -m benchmarks.scenarios NAME``.
+
+:mod:`benchmarks.run` starts one process per measurement and collects the JSON each one writes to
+``--out``. Every process starts its own session with
+:func:`lakehouse.local.session.get_or_create_session` and samples its own process tree's memory
+(:mod:`benchmarks.procmem`), so memory peaks belong to one measurement.
+
+Measurements (``NAME``):
+
+``ingest-bronze``      notebook 01 (Bronze: ``cloudFiles`` text → ``bronze.events``), availableNow
+``ingest-cloudfiles``  ``cloudFiles`` JSON with the contract schema → ``writeStream.format("delta")``
+``ingest-spark``       plain Spark: ``readStream.schema(contract).json(folder)`` → parquet
+``pipeline``           notebooks 00-03, availableNow, landing → Gold
+``pipeline-spark``     plain Spark single hop: json → watermark → dropDuplicatesWithinWatermark → parquet
+``freshness``          embedded S3 + producer in real time + the three notebooks on a processing-time trigger
+``state-bronze``       prepares ``bronze.events`` for the state measurement (not timed)
+``state``              the Silver stream alone over that Bronze table: dedup state rows and memory per batch
+``producer``           ``benchmarks/producer_throughput.py`` in its own process, its output parsed
+
+Wall time is measured from the start of the stream (or notebook) to the end of the availableNow
+run: the session start (JVM launch, a few seconds) is reported separately and not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+from benchmarks import landing as landing_data
+from benchmarks.procmem import MemorySampler, load_average
+
+RUN_ROOT = landing_data.BENCH_ROOT / "runs"
+NOTEBOOK_NAMES = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+# Enough progress entries to keep every micro-batch of the longest run.
+SESSION_CONF = {"spark.sql.streaming.numRecentProgressUpdates": "5000"}
+DURATION_KEYS = ("latestOffset", "getBatch", "queryPlanning", "addBatch", "walCommit", "commitOffsets", "triggerExecution")
+
+log = logging.getLogger("benchmarks")
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _session():
+    from lakehouse.local.session import get_or_create_session
+
+    began = time.perf_counter()
+    spark = get_or_create_session("clickstream-benchmark", extra_conf=SESSION_CONF)
+    return spark, time.perf_counter() - began
+
+
+def _fresh(name: str) -> Path:
+    folder = (RUN_ROOT / name).resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _notebook(name: str) -> Path:
+    from lakehouse.local.cli import NOTEBOOKS_DIR
+
+    return NOTEBOOKS_DIR / name
+
+
+def _parameters(landing: str, lakehouse: Path, *, trigger: str = "availableNow", files: int = 1000,
+                table_files: int = 1000, reset: bool = False) -> dict[str, str]:
+    return {
+        "landing_path": landing,
+        "lakehouse": str(lakehouse),
+        "checkpoint_root": "",
+        "trigger": trigger,
+        "watermark_delay": "10 minutes",
+        "max_files_per_trigger": str(files),
+        "max_table_files_per_trigger": str(table_files),
+        "reset": "true" if reset else "false",
+    }
+
+
+def progress_summary(progress: list) -> dict:
+    """Batches, input rows and the summed ``durationMs`` breakdown of a query's progress reports."""
+    batches = {}
+    for p in progress:
+        p = p if isinstance(p, dict) else json.loads(p.json)
+        batches[p["batchId"]] = p
+    ordered = [batches[k] for k in sorted(batches)]
+    durations = {key: 0 for key in DURATION_KEYS}
+    for p in ordered:
+        for key, value in (p.get("durationMs") or {}).items():
+            if key in durations:
+                durations[key] += int(value)
+    return {
+        "batches": len(ordered),
+        "input_rows": sum(int(p.get("numInputRows") or 0) for p in ordered),
+        "duration_ms": durations,
+    }
+
+
+def _query_progress(query) -> list[dict]:
+    return [json.loads(p.json) if not isinstance(p, dict) else p for p in query.recentProgress]
+
+
+_SAMPLER: MemorySampler | None = None
+
+
+def _measure(fn, *args, **kwargs) -> dict:
+    """Run ``fn`` with a memory sampler around it; add memory and load average to its result."""
+    global _SAMPLER
+    sampler = _SAMPLER = MemorySampler().start()
+    load_before = load_average()
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        memory = sampler.stop()
+    result["memory"] = memory
+    result["load_average_before"] = load_before
+    result["load_average_after"] = load_average()
+    return result
+
+
+def _contract_schema(nullable: bool = False, *, extras: bool = False):
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from lakehouse.contract import spark_schema
+    from lakehouse.local.sources.cloudfiles import METADATA_TYPE
+
+    schema = spark_schema()
+    if not nullable and not extras:
+        return schema
+    fields = [StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields]
+    if extras:
+        fields += [StructField("_rescued_data", StringType(), True), StructField("_metadata", METADATA_TYPE, True)]
+    return StructType(fields)
+
+
+def _delta_rows(path: Path) -> int:
+    """Rows of a Delta table from its add actions' statistics (no data read)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = DeltaTable(str(path)).get_add_actions(flatten=True)
+    return int(pa.table(actions).column("num_records").to_pandas().sum())
+
+
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in path.glob("*.parquet"))
+
+
+# -- ingest -----------------------------------------------------------------------------------------
+
+
+def ingest_bronze(events: int, files_per_trigger: int) -> dict:
+    """Notebook 01 (after 00_setup) over the landing folder, one availableNow run."""
+    from lakehouse.local.notebooks import run_notebook
+
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    lake = _fresh("ingest-bronze") / "lakehouse"
+    params = _parameters(info["path"], lake, files=files_per_trigger)
+    run_notebook(_notebook(NOTEBOOK_NAMES[0]), spark, params)
+    began = time.perf_counter()
+    namespace = run_notebook(_notebook(NOTEBOOK_NAMES[1]), spark, params)
+    seconds = time.perf_counter() - began
+    rows = _delta_rows(lake / "bronze" / "events")
+    return {
+        "what": "notebook 01 (cloudFiles text -> bronze.events, foreachBatch + delta-rs append + ops metrics)",
+        "max_files_per_trigger": files_per_trigger,
+        "lines": info["lines"],
+        "rows_written": rows,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(info["lines"] / seconds),
+        "session_start_s": round(startup, 2),
+        "progress": progress_summary(_query_progress(namespace["query"])),
+    }
+
+
+def ingest_cloudfiles(events: int, files_per_trigger: int) -> dict:
+    """``cloudFiles`` JSON with the contract schema (+ _rescued_data, _metadata) → ``format("delta")``."""
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    folder = _fresh("ingest-cloudfiles")
+    table = folder / "events"
+    began = time.perf_counter()
+    query = (
+        spark.readStream.format("cloudFiles")
+        .option("cloudFiles.format", "json")
+        .option("cloudFiles.schemaLocation", str(folder / "_schema"))
+        .option("cloudFiles.maxFilesPerTrigger", str(files_per_trigger))
+        .schema(_contract_schema(extras=True))
+        .load(info["path"])
+        .writeStream.format("delta")
+        .option("checkpointLocation", str(folder / "_checkpoint"))
+        .trigger(availableNow=True)
+        .start(str(table))
+    )
+    query.awaitTermination()
+    seconds = time.perf_counter() - began
+    return {
+        "what": "cloudFiles json + contract schema + _rescued_data + _metadata -> writeStream.format('delta')",
+        "max_files_per_trigger": files_per_trigger,
+        "lines": info["lines"],
+        "rows_written": _delta_rows(table),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(info["lines"] / seconds),
+        "session_start_s": round(startup, 2),
+        "progress": progress_summary(_query_progress(query)),
+    }
+
+
+def _plain_json_stream(spark, path: str):
+    return (
+        spark.readStream.schema(_contract_schema())
+        # cloudFiles lists recursively; so does the plain file source with this option (no partition columns).
+        .option("recursiveFileLookup", "true")
+        .option("maxFilesPerTrigger", "1000")
+        .json(path)
+    )
+
+
+def ingest_spark(events: int) -> dict:
+    """Plain Spark: the built-in json file source with the contract schema → parquet."""
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    folder = _fresh("ingest-spark")
+    began = time.perf_counter()
+    query = (
+        _plain_json_stream(spark, info["path"])
+        .writeStream.format("parquet")
+        .option("checkpointLocation", str(folder / "_checkpoint"))
+        .trigger(availableNow=True)
+        .start(str(folder / "out"))
+    )
+    query.awaitTermination()
+    seconds = time.perf_counter() - began
+    return {
+        "what": "spark.readStream.schema(contract).json(folder) -> writeStream.format('parquet')",
+        "lines": info["lines"],
+        "rows_written": _parquet_rows(folder / "out"),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(info["lines"] / seconds),
+        "session_start_s": round(startup, 2),
+        "progress": progress_summary(_query_progress(query)),
+    }
+
+
+# -- whole pipeline ---------------------------------------------------------------------------------
+
+
+def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int) -> dict:
+    """Notebooks 00-03 availableNow over the landing folder; events/s = landed lines / wall seconds."""
+    from lakehouse import reconcile
+    from lakehouse.local.notebooks import run_notebook
+    from lakehouse.tables import Lakehouse
+
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    lake = _fresh("pipeline") / "lakehouse"
+    params = _parameters(info["path"], lake, files=files_per_trigger, table_files=table_files_per_trigger)
+    per_notebook = {}
+    progress = {}
+    began = time.perf_counter()
+    for name in NOTEBOOK_NAMES:
+        t0 = time.perf_counter()
+        namespace = run_notebook(_notebook(name), spark, params)
+        per_notebook[name] = round(time.perf_counter() - t0, 2)
+        if "query" in namespace:
+            progress[name] = progress_summary(_query_progress(namespace["query"]))
+    seconds = time.perf_counter() - began
+    c = reconcile.conservation(Lakehouse(spark, str(lake)))
+    return {
+        "what": "notebooks 00-03 (Bronze, Silver with watermark dedup + MERGE + quarantine, Gold MERGE), availableNow",
+        "max_files_per_trigger": files_per_trigger,
+        "max_table_files_per_trigger": table_files_per_trigger,
+        "lines": info["lines"],
+        "seconds": round(seconds, 2),
+        "events_per_s": round(info["lines"] / seconds),
+        "per_notebook_s": per_notebook,
+        "session_start_s": round(startup, 2),
+        "progress": progress,
+        "conservation": {
+            "holds": c.holds,
+            "landed_lines": c.landed_lines,
+            "silver_rows": c.silver_rows,
+            "quarantined_rows": c.quarantined_rows,
+            "duplicates_removed": c.duplicates_removed,
+            "late_not_in_silver": c.late_not_in_silver,
+        },
+    }
+
+
+def pipeline_spark(events: int) -> dict:
+    """Plain Spark single hop: json with schema → watermark → dropDuplicatesWithinWatermark → parquet."""
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    folder = _fresh("pipeline-spark")
+    began = time.perf_counter()
+    query = (
+        _plain_json_stream(spark, info["path"])
+        .withWatermark("event_time", "10 minutes")
+        .dropDuplicatesWithinWatermark(["event_id"])
+        .writeStream.format("parquet")
+        .option("checkpointLocation", str(folder / "_checkpoint"))
+        .trigger(availableNow=True)
+        .start(str(folder / "out"))
+    )
+    query.awaitTermination()
+    seconds = time.perf_counter() - began
+    return {
+        "what": "json(contract) -> withWatermark(event_time, 10 min) -> dropDuplicatesWithinWatermark(event_id) -> parquet",
+        "lines": info["lines"],
+        "rows_written": _parquet_rows(folder / "out"),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(info["lines"] / seconds),
+        "session_start_s": round(startup, 2),
+        "progress": progress_summary(_query_progress(query)),
+    }
+
+
+# -- freshness --------------------------------------------------------------------------------------
+
+FRESHNESS_BUCKET = "clickstream-bench"
+FRESHNESS_PREFIX = "landing/clickstream"
+
+
+def freshness(duration: float, rate: float, trigger: str, drain_timeout: float = 600.0) -> dict:
+    """Producer in real time into the embedded S3 endpoint; the three notebooks follow it.
+
+    Afterwards, every Silver event gets the time its Gold batch committed (see :func:`gold_visibility`)
+    and freshness = that time - the event's ``ingest_time`` (when the producer made it).
+    """
+    from lakehouse.local.notebooks import run_notebook
+    from lakehouse.local.s3server import EmbeddedS3
+    from producer import ProducerConfig, run
+
+    folder = _fresh("freshness")
+    lake = folder / "lakehouse"
+    # The endpoint first: Spark's Python workers inherit AWS_ENDPOINT_URL from this process.
+    s3 = EmbeddedS3().start(export_env=True)
+    threads: list[threading.Thread] = []
+    errors: list[dict] = []
+    stopping = threading.Event()
+    started_at = time.time()
+    try:
+        s3.client().create_bucket(Bucket=FRESHNESS_BUCKET)
+        spark, startup = _session()
+        landing = f"s3://{FRESHNESS_BUCKET}/{FRESHNESS_PREFIX}"
+        params = _parameters(landing, lake, files=1000, table_files=1000)
+        run_notebook(_notebook(NOTEBOOK_NAMES[0]), spark, params)
+        params["trigger"] = trigger
+
+        def notebook(name: str) -> None:
+            # Like a Databricks job task with retries: a stream that fails is started again from its
+            # checkpoint (every write is idempotent per batch), and each failure is recorded.
+            while not stopping.is_set():
+                try:
+                    run_notebook(_notebook(name), spark, params)
+                    return
+                except Exception as error:  # noqa: BLE001 - recorded and reported with the figures
+                    if stopping.is_set():
+                        return
+                    errors.append(
+                        {"notebook": name, "at_s": round(time.time() - started_at, 1),
+                         "error": f"{error.__class__.__name__}: {_reason(error)}"}
+                    )
+                    if len(errors) > MAX_RESTARTS:
+                        return
+                    time.sleep(1)
+
+        for name in NOTEBOOK_NAMES[1:]:
+            thread = threading.Thread(target=notebook, args=(name,), daemon=True, name=name)
+            thread.start()
+            threads.append(thread)
+        # Let the three streams start (and run their first, empty batches) before the producer does.
+        deadline = time.time() + 120
+        while len(spark.streams.active) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(5)
+        config = ProducerConfig(
+            bucket=FRESHNESS_BUCKET,
+            prefix=FRESHNESS_PREFIX,
+            endpoint_url=s3.endpoint_url,
+            rate=rate,
+            duration_seconds=duration,
+            batch_size=1000,
+            batch_interval_seconds=1.0,
+            start_time="now",
+            dup_rate=0.01,
+            late_rate=0.01,
+            malformed_rate=0.002,
+            invalid_rate=0.005,
+            manifest_path=str(folder / "manifest.json"),
+            progress=False,
+        )
+        produced_from = time.time()
+        manifest = run(config).to_dict()
+        produced_s = time.time() - produced_from
+        lines = manifest["counts"]["lines_sent"]
+        # Drain: wait until Bronze holds every line and Gold has caught up with Silver.
+        drain_began = time.time()
+        drained = False
+        while time.time() - drain_began < drain_timeout:
+            time.sleep(2)
+            try:
+                if _freshness_drained(lake, lines):
+                    drained = True
+                    break
+            except Exception:  # noqa: BLE001 - tables mid-commit: try again
+                continue
+        drain_s = time.time() - drain_began
+        progress = {q.name: progress_summary(_query_progress(q)) for q in spark.streams.active}
+        stopping.set()
+        for query in spark.streams.active:
+            query.stop()
+        for thread in threads:
+            thread.join(30)
+        visibility = gold_visibility(lake, ended_at=time.time())
+    finally:
+        s3.stop()
+    return {
+        "what": (
+            f"producer at {rate:g} events/s for {duration:g} s (real clock) into the embedded S3 endpoint; "
+            f"notebooks 01-03 in threads, trigger {trigger!r}; freshness = Gold batch commit time - ingest_time"
+        ),
+        "lines": lines,
+        "producer_seconds": round(produced_s, 1),
+        "drained": drained,
+        "drain_seconds": round(drain_s, 1),
+        "session_start_s": round(startup, 2),
+        "progress": progress,
+        "stream_restarts": len(errors),
+        "stream_errors": errors,
+        **visibility,
+    }
+
+
+MAX_RESTARTS = 50
+
+
+def _reason(error: Exception) -> str:
+    """The last line of a (possibly Py4J-wrapped) Python traceback: what actually went wrong."""
+    text = str(error)
+    causes = [line.strip() for line in text.splitlines() if "Error:" in line and not line.startswith(" ")]
+    return (causes[-1] if causes else text.splitlines()[0] if text else "")[:300]
+
+
+def _freshness_drained(lake: Path, lines: int) -> bool:
+    from lakehouse.local import delta_rs
+
+    bronze = _delta_rows(lake / "bronze" / "events")
+    if bronze < lines:
+        return False
+    metrics = delta_rs.read(str(lake / "ops" / "pipeline_metrics"), columns=["layer", "rows_in", "rows_written"])
+    layers = metrics.column("layer").to_pylist()
+    rows_in = metrics.column("rows_in").to_pylist()
+    written = metrics.column("rows_written").to_pylist()
+    silver_in = sum(r for layer, r in zip(layers, rows_in, strict=True) if layer == "silver")
+    silver_rows = _delta_rows(lake / "silver" / "events")
+    gold_in = sum(r for layer, r in zip(layers, rows_in, strict=True) if layer == "gold")
+    del written
+    return silver_in >= lines and gold_in >= silver_rows
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50_s": None, "p95_s": None, "max_s": None, "mean_s": None}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+    return {
+        "p50_s": round(pick(0.5), 2),
+        "p95_s": round(pick(0.95), 2),
+        "max_s": round(ordered[-1], 2),
+        "mean_s": round(statistics.fmean(ordered), 2),
+    }
+
+
+def _silver_files_in_order(silver: Path) -> list[tuple[int, int, str]]:
+    """(version, index within the commit's data-change adds, path) for every file Silver commits added."""
+    found = []
+    for commit in sorted((silver / "_delta_log").glob("*.json")):
+        version = int(commit.name[:20])
+        index = 0
+        for line in commit.read_text().splitlines():
+            if not line.strip():
+                continue
+            add = json.loads(line).get("add")
+            if add is not None and add.get("dataChange", True):
+                found.append((version, index, add["path"]))
+                index += 1
+    return found
+
+
+def _gold_batches(lake: Path) -> list[tuple[int, dict]]:
+    """(batch id, end offset) of each Gold micro-batch, from the Gold stream's checkpoint offset log."""
+    offsets_dir = lake / "_checkpoints" / "gold" / "offsets"
+    batches = []
+    for entry in offsets_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        lines = entry.read_text().splitlines()
+        batches.append((int(entry.name), json.loads(lines[2])))
+    return sorted(batches)
+
+
+def gold_visibility(lake: Path, ended_at: float | None = None) -> dict:
+    """Per event: when it became visible in Gold, and the stages on the way, from the tables themselves.
+
+    * produced: the event's ``ingest_time`` (the producer stamps it when it makes the line);
+    * landed: the S3 object's modification time (Bronze ``_file_modification_time``);
+    * in Bronze: ``_ingested_at`` (when Bronze's micro-batch read the line);
+    * in Silver: ``_processed_at`` (Silver's commit time for the event);
+    * in Gold: ``committed_at`` of the Gold micro-batch that first read the Silver file holding the
+      event (Gold batch end offsets come from its checkpoint; ``committed_at`` is stamped after the
+      five Gold MERGEs, so the event is queryable in Gold then).
+
+    An event in Silver that no Gold batch had read when the streams stopped (``ended_at``) counts
+    with its lower bound ``ended_at - ingest_time``, so a backlog can only make the figure worse.
+    """
+    import pyarrow.parquet as pq
+
+    from lakehouse.local import delta_rs
+
+    silver = lake / "silver" / "events"
+    files = _silver_files_in_order(silver)
+    batches = _gold_batches(lake)
+    metrics = delta_rs.read(str(lake / "ops" / "pipeline_metrics")).to_pylist()
+    gold_commit = {m["batch_id"]: m["committed_at"].timestamp() for m in metrics if m["layer"] == "gold"}
+
+    def covered(file: tuple[int, int, str], offset: dict) -> bool:
+        version, index, _ = file
+        end_version, end_index = offset["reservoirVersion"], offset["index"]
+        if offset.get("isStartingVersion"):
+            # The snapshot of end_version: every file up to it (insert-only table: nothing removed).
+            return version < end_version or (version == end_version and end_index >= 0)
+        return version < end_version or (version == end_version and index <= end_index)
+
+    file_visible: dict[str, float] = {}
+    for file in files:
+        for batch_id, offset in batches:
+            if batch_id in gold_commit and covered(file, offset):
+                file_visible[file[2]] = gold_commit[batch_id]
+                break
+
+    bronze = delta_rs.read(str(lake / "bronze" / "events"), columns=["_record_id", "_file_modification_time"])
+    landed_at = dict(
+        zip(
+            bronze.column("_record_id").to_pylist(),
+            (t.timestamp() if t else None for t in bronze.column("_file_modification_time").to_pylist()),
+            strict=True,
+        )
+    )
+    stages: dict[str, list[float]] = {"freshness": [], "produced_to_landed": [], "landed_to_bronze": [],
+                                      "bronze_to_silver": [], "silver_to_gold": []}
+    seen: set[str] = set()
+    invisible = 0
+    for _, _, path in files:
+        table = pq.read_table(
+            silver / unquote(path), columns=["event_id", "ingest_time", "_record_id", "_ingested_at", "_processed_at"]
+        )
+        visible = file_visible.get(path)
+        for event_id, ingest, record, bronze_at, silver_at in zip(
+            *(table.column(c).to_pylist() for c in table.column_names), strict=True
+        ):
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            produced = ingest.timestamp()
+            if visible is None:
+                invisible += 1
+                if ended_at is not None:
+                    stages["freshness"].append(ended_at - produced)
+                continue
+            landed = landed_at.get(record)
+            stages["freshness"].append(visible - produced)
+            if landed is not None:
+                stages["produced_to_landed"].append(landed - produced)
+                stages["landed_to_bronze"].append(bronze_at.timestamp() - landed)
+            stages["bronze_to_silver"].append(silver_at.timestamp() - bronze_at.timestamp())
+            stages["silver_to_gold"].append(visible - silver_at.timestamp())
+    gold_rows = [m for m in metrics if m["layer"] == "gold" and m["rows_in"]]
+    return {
+        "events_measured": len(stages["freshness"]),
+        "events_not_in_gold": invisible,
+        "freshness": _percentiles(stages["freshness"]),
+        "stages": {name: _percentiles(values) for name, values in stages.items() if name != "freshness"},
+        "gold_batches_with_rows": len(gold_rows),
+        "ops_metrics_gold_latency_p95_weighted_s": _weighted_p95(gold_rows),
+    }
+
+
+def _weighted_p95(rows: list[dict]) -> float | None:
+    """The ops table's own per-batch latency_p95_s, as a rows_in-weighted median over batches (a cross-check)."""
+    pairs = sorted((r["latency_p95_s"], r["rows_in"]) for r in rows if r["latency_p95_s"] is not None)
+    total = sum(n for _, n in pairs)
+    if not total:
+        return None
+    running = 0
+    for value, n in pairs:
+        running += n
+        if running >= total / 2:
+            return round(value, 2)
+    return round(pairs[-1][0], 2)
+
+
+# -- state and memory -------------------------------------------------------------------------------
+
+def _state_lake(events: int, batch_files: int) -> Path:
+    return (landing_data.BENCH_ROOT / f"state-{events}-{batch_files}" / "lakehouse").resolve()
+
+
+def state_bronze(events: int, batch_files: int) -> dict:
+    """Bronze for the state measurement: one Delta file per ``batch_files`` landed files (1,000 lines each)."""
+    from lakehouse.local.notebooks import run_notebook
+
+    info = landing_data.ensure_landing(events)
+    lake = _state_lake(events, batch_files)
+    marker = lake.parent / "_READY"
+    if marker.exists() and json.loads(marker.read_text()).get("landing") == info["parameters"]:
+        return {"cached": True, "path": str(lake)}
+    shutil.rmtree(lake.parent, ignore_errors=True)
+    lake.mkdir(parents=True)
+    spark, _ = _session()
+    params = _parameters(info["path"], lake, files=batch_files)
+    began = time.perf_counter()
+    run_notebook(_notebook(NOTEBOOK_NAMES[0]), spark, params)
+    run_notebook(_notebook(NOTEBOOK_NAMES[1]), spark, params)
+    marker.write_text(json.dumps({"landing": info["parameters"]}))
+    return {"cached": False, "path": str(lake), "seconds": round(time.perf_counter() - began, 1)}
+
+
+def state(events: int, batch_files: int) -> dict:
+    """The Silver stream over the prepared Bronze table, one Bronze file per micro-batch."""
+    from lakehouse import pipeline as lakehouse_pipeline
+    from lakehouse.config import PipelineConfig
+
+    info = landing_data.ensure_landing(events)
+    lake = _state_lake(events, batch_files)
+    if not (lake.parent / "_READY").exists():
+        raise SystemExit(f"run 'state-bronze --events {events} --state-batch-files {batch_files}' first")
+    spark, startup = _session()
+    cfg = PipelineConfig(
+        landing_path=info["path"], lakehouse=str(lake), max_table_files_per_trigger=1, reset=True,
+    )
+    began = time.perf_counter()
+    query = lakehouse_pipeline.start_silver(spark, cfg)
+    # Resident memory (MiB) when each micro-batch is reported: does it grow with the data?
+    memory_at: dict[int, dict] = {}
+    while query.isActive:
+        time.sleep(1)
+        for p in query.recentProgress:
+            if p.batchId not in memory_at and _SAMPLER is not None:
+                memory_at[p.batchId] = _SAMPLER.current()
+    failure = None
+    try:
+        query.awaitTermination()
+    except Exception as error:  # noqa: BLE001 - a failed run still reports the batches it made
+        failure = f"{error.__class__.__name__}: {_reason(error)}"
+    seconds = time.perf_counter() - began
+    progress = _query_progress(query)
+    per_batch = []
+    for p in sorted(progress, key=lambda p: p["batchId"]):
+        operators = p.get("stateOperators") or []
+        per_batch.append(
+            {
+                "batch": p["batchId"],
+                "input_rows": int(p.get("numInputRows") or 0),
+                "state_rows": sum(int(op.get("numRowsTotal") or 0) for op in operators),
+                "state_memory_bytes": sum(int(op.get("memoryUsedBytes") or 0) for op in operators),
+                "rows_dropped_by_watermark": sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),
+                "watermark": (p.get("eventTime") or {}).get("watermark"),
+                "batch_ms": int((p.get("durationMs") or {}).get("triggerExecution") or 0),
+                "rss_mib": memory_at.get(p["batchId"]),
+            }
+        )
+    with_rows = [b for b in per_batch if b["input_rows"]]
+    state_rows = [b["state_rows"] for b in with_rows]
+    silver_rows = _delta_rows(lake / "silver" / "events") if failure else None
+    return {
+        "failed": failure,
+        "silver_rows_at_failure": silver_rows,
+        "what": f"Silver stream (02's start_silver) over bronze.events, one {batch_files * 1000:,}-line Bronze file "
+        "per micro-batch",
+        "lines_per_batch": batch_files * 1000,
+        "lines": info["lines"],
+        "seconds": round(seconds, 1),
+        "events_per_s": None if failure else round(info["lines"] / seconds),
+        "session_start_s": round(startup, 2),
+        "batches": len(with_rows),
+        "state_rows_last": state_rows[-1] if state_rows else None,
+        "state_rows_max": max(state_rows, default=None),
+        "state_rows_median": int(statistics.median(state_rows)) if state_rows else None,
+        "state_memory_bytes_max": max((b["state_memory_bytes"] for b in with_rows), default=None),
+        "per_batch": per_batch,
+        "progress": progress_summary(progress),
+    }
+
+
+# -- producer ---------------------------------------------------------------------------------------
+
+_PRODUCER_LINES = {
+    "generation_only_events_per_s": r"generation only \(no S3\):\s+([\d,]+) events/s",
+    "events_per_s": r"into the embedded endpoint:\s+([\d,]+) events/s",
+    "cpu_bound_events_per_s": r"CPU-bound rate on 2 cores:\s+([\d,]+) events/s",
+    "producer_cpu_us_per_event": r"producer CPU:\s+([\d.]+) µs/event",
+    "endpoint_cpu_us_per_event": r"endpoint CPU:\s+([\d.]+) µs/event",
+}
+
+
+def producer(events: int) -> dict:
+    """``python -m benchmarks.producer_throughput --events N --faults`` in its own process, parsed."""
+    command = [sys.executable, "-m", "benchmarks.producer_throughput", "--events", str(events), "--faults"]
+    load_before = load_average()
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
+    result: dict = {
+        "what": "benchmarks/producer_throughput.py --faults: producer (1,000-event objects) into the embedded "
+        "S3 endpoint in its own process",
+        "command": " ".join(["python", *command[1:]]),
+        "lines": events,
+        "output": done.stdout.strip().splitlines(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+    for key, pattern in _PRODUCER_LINES.items():
+        match = re.search(pattern, done.stdout)
+        if match:
+            result[key] = float(match.group(1).replace(",", ""))
+    return result
+
+
+# -- entry point ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one benchmark measurement in this process")
+    parser.add_argument("name")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=float, default=120.0, help="freshness: producer seconds")
+    parser.add_argument("--rate", type=float, default=2000.0, help="freshness: producer events/s")
+    parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger")
+    parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze: max_files_per_trigger")
+    parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver/Gold: max_table_files_per_trigger")
+    parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files per Silver batch")
+    parser.add_argument("--out", help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.setdefault("SPARK_LOG_LEVEL", "ERROR")
+
+    runs = {
+        "ingest-bronze": lambda: _measure(ingest_bronze, args.events, args.files_per_trigger),
+        "ingest-cloudfiles": lambda: _measure(ingest_cloudfiles, args.events, args.files_per_trigger),
+        "ingest-spark": lambda: _measure(ingest_spark, args.events),
+        "pipeline": lambda: _measure(pipeline, args.events, args.files_per_trigger, args.table_files_per_trigger),
+        "pipeline-spark": lambda: _measure(pipeline_spark, args.events),
+        "freshness": lambda: _measure(freshness, args.duration, args.rate, args.trigger),
+        "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
+        "state": lambda: _measure(state, args.events, args.state_batch_files),
+        "producer": lambda: producer(args.events),
+    }
+    if args.name not in runs:
+        parser.error(f"unknown measurement {args.name!r}; one of {', '.join(runs)}")
+    result = {"name": args.name, "events": args.events, **runs[args.name]()}
+    text = json.dumps(result, indent=2, default=str)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
