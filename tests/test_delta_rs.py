@@ -241,3 +241,30 @@ def test_paths_accept_file_uris_and_refuse_object_stores(tmp_path):
 def test_dedup_first_keeps_row_order():
     table = pa.table({"k": [3, 1, 3, 2, 1], "v": ["a", "b", "c", "d", "e"]})
     assert delta_rs.dedup_first(table, ["k"]).to_pydict() == {"k": [3, 1, 2], "v": ["a", "b", "d"]}
+
+
+def test_concurrent_merges_into_one_table_all_land_once(tmp_path):
+    """Streams that share a table (each writes its rows to ops.pipeline_metrics) race to commit;
+    the loser retries against the new snapshot, so every batch lands exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "metrics"
+    delta_rs.create_table(str(target), events(("seed", "view", 20)).schema)
+    batches = 12
+
+    def writer(stream: str) -> None:
+        for batch in range(batches):
+            rows = events((f"{stream}-{batch}", "view", 20))
+            delta_rs.merge(str(target), rows, keys=["event_id"], app_id=f"ops:{stream}", version=batch)
+            # A replay after the race changes nothing.
+            delta_rs.merge(str(target), rows, keys=["event_id"], app_id=f"ops:{stream}", version=batch)
+
+    streams = ["bronze", "silver", "gold"]
+    with ThreadPoolExecutor(len(streams)) as pool:
+        for result in [pool.submit(writer, s) for s in streams]:
+            result.result()
+
+    ids = sorted(delta_rows(target).column("event_id").to_pylist())
+    assert ids == sorted(f"{s}-{b}" for s in streams for b in range(batches))
+    table = DeltaTable(str(target))
+    assert {s: table.transaction_version(f"ops:{s}") for s in streams} == dict.fromkeys(streams, batches - 1)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -126,24 +128,28 @@ def write(
     if schema_mode not in SCHEMA_MODES:
         raise ValueError(f"write to {location}: schema_mode must be one of {SCHEMA_MODES}, got {schema_mode!r}")
     _check_app_transaction(location, app_id, version)
-    if app_id is not None and _already_committed(location, app_id, version):
-        log.info("skip write to %s: %s already committed version %s", location, app_id, version)
-        return False
-    exists = table_exists(location)
-    if exists and partition_by and schema_mode != "overwrite":
-        _check_same_partitioning(location, partition_by)
-    data = normalise_table(data, existing=_existing_schema(location) if exists else None)
-    if not exists:
-        _check_partition_columns(location, data.schema, partition_by)
-    write_deltalake(
-        location,
-        data,
-        mode=mode,
-        partition_by=(partition_by or None) if not exists or schema_mode == "overwrite" else None,
-        schema_mode=schema_mode,
-        commit_properties=_commit_properties(app_id, version),
-    )
-    return True
+
+    def attempt() -> bool:
+        if app_id is not None and _already_committed(location, app_id, version):
+            log.info("skip write to %s: %s already committed version %s", location, app_id, version)
+            return False
+        exists = table_exists(location)
+        if exists and partition_by and schema_mode != "overwrite":
+            _check_same_partitioning(location, partition_by)
+        rows = normalise_table(data, existing=_existing_schema(location) if exists else None)
+        if not exists:
+            _check_partition_columns(location, rows.schema, partition_by)
+        write_deltalake(
+            location,
+            rows,
+            mode=mode,
+            partition_by=(partition_by or None) if not exists or schema_mode == "overwrite" else None,
+            schema_mode=schema_mode,
+            commit_properties=_commit_properties(app_id, version),
+        )
+        return True
+
+    return _retry_conflicts(f"write to {location}", attempt)
 
 
 def merge(
@@ -185,27 +191,30 @@ def merge(
             f"merge into {location}: key columns {missing} are not in the source (columns: {source.column_names})"
         )
     _check_app_transaction(location, app_id, version)
-    if app_id is not None and _already_committed(location, app_id, version):
-        log.info("skip merge into %s: %s already committed version %s", location, app_id, version)
-        return None
-
-    if not table_exists(location):
-        create_table(location, source.schema)
-    source = normalise_table(dedup_first(source, keys), existing=_existing_schema(location))
+    source = dedup_first(source, keys)
     predicate = " AND ".join(f"(target.{_quote(k)} IS NOT DISTINCT FROM source.{_quote(k)})" for k in keys)
-    merger = DeltaTable(location).merge(
-        source,
-        predicate,
-        source_alias="source",
-        target_alias="target",
-        commit_properties=_commit_properties(app_id, version),
-    )
-    if when_matched == "update":
-        merger = merger.when_matched_update_all()
-    merger = merger.when_not_matched_insert_all()
-    if delete_unmatched_where is not None:
-        merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
-    return merger.execute()
+
+    def attempt() -> dict | None:
+        if app_id is not None and _already_committed(location, app_id, version):
+            log.info("skip merge into %s: %s already committed version %s", location, app_id, version)
+            return None
+        if not table_exists(location):
+            create_table(location, source.schema)
+        merger = DeltaTable(location).merge(
+            normalise_table(source, existing=_existing_schema(location)),
+            predicate,
+            source_alias="source",
+            target_alias="target",
+            commit_properties=_commit_properties(app_id, version),
+        )
+        if when_matched == "update":
+            merger = merger.when_matched_update_all()
+        merger = merger.when_not_matched_insert_all()
+        if delete_unmatched_where is not None:
+            merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
+        return merger.execute()
+
+    return _retry_conflicts(f"merge into {location}", attempt)
 
 
 def read(path: str, *, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
@@ -300,6 +309,30 @@ def _existing_schema(location: str) -> pa.Schema | None:
 def _already_committed(location: str, app_id: str, version: int | None) -> bool:
     committed = committed_version(location, app_id)
     return committed is not None and version is not None and committed >= version
+
+
+# A commit that loses a race with another writer of the same table (two streams writing
+# ops.pipeline_metrics, say) is retried against the new snapshot; the app-transaction check at the
+# start of every attempt keeps a retried write idempotent.
+COMMIT_ATTEMPTS = 8
+
+
+def _retry_conflicts(what: str, attempt):
+    from deltalake.exceptions import CommitFailedError
+
+    for number in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except CommitFailedError as exc:
+            if number == COMMIT_ATTEMPTS:
+                raise CommitFailedError(
+                    f"{what}: gave up after {COMMIT_ATTEMPTS} attempts, each losing to a concurrent commit "
+                    f"({exc}). Another process keeps writing this table; stop it or retry later."
+                ) from exc
+            pause = min(2.0, 0.05 * 2**number) * (0.5 + random.random())
+            log.info("%s: concurrent commit (%s); retry %d in %.2f s", what, exc, number, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _check_app_transaction(location: str, app_id: str | None, version: int | None) -> None:
