@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lakehouse = Path(args.lakehouse).expanduser().resolve()
     if not lakehouse.is_dir():
-        log.warning("%s does not exist yet: the page says 'no data yet' until a pipeline writes there", lakehouse)
+        log.warning(
+            "%s does not exist yet: the page says 'no data yet' until a pipeline writes there "
+            "(run `make demo` first, or pass the folder of an existing lakehouse with --lakehouse)",
+            lakehouse,
+        )
     try:
         server = DashboardServer(lakehouse, host=args.host, port=args.port, refresh_seconds=args.refresh_seconds)
     except OSError as exc:

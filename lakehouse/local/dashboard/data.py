@@ -179,7 +179,13 @@ def traffic_split(traffic_daily: pa.Table, day: date) -> dict[str, list[dict[str
 
 
 def freshness(pipeline_metrics: pa.Table, now: datetime) -> list[dict[str, Any]]:
-    """Per layer: the latest committed batch (latencies, rows in, age) and the batch count and rows so far."""
+    """Per layer: the latest batch that read rows (its latencies), the latest commit (its age), batches and rows so far.
+
+    A batch without rows has no latency: a watermark-only batch, which a stream with event-time state
+    commits after its last data (and between data in a live stream), would otherwise hide the latency.
+    ``batch_id``, ``rows_in``, ``rows_written`` and the latencies are those of the latest batch with
+    rows (of the latest batch when none has any); ``committed_at`` and ``age_s`` of the latest commit.
+    """
     rows = pipeline_metrics.to_pylist()
     layers = [layer for layer in PIPELINE_LAYERS if any(r["layer"] == layer for r in rows)]
     layers += sorted({r["layer"] for r in rows} - set(PIPELINE_LAYERS) - {None})
@@ -188,15 +194,17 @@ def freshness(pipeline_metrics: pa.Table, now: datetime) -> list[dict[str, Any]]
         batches = [r for r in rows if r["layer"] == layer]
         committed = [r for r in batches if r["committed_at"] is not None]
         latest = max(committed, key=lambda r: r["committed_at"]) if committed else batches[-1]
+        with_rows = [r for r in committed if r["rows_in"]]
+        measured = max(with_rows, key=lambda r: r["committed_at"]) if with_rows else latest
         result.append(
             {
                 "layer": layer,
-                "batch_id": latest["batch_id"],
-                "rows_in": latest["rows_in"],
-                "rows_written": latest["rows_written"],
-                "latency_p50_s": latest["latency_p50_s"],
-                "latency_p95_s": latest["latency_p95_s"],
-                "latency_max_s": latest["latency_max_s"],
+                "batch_id": measured["batch_id"],
+                "rows_in": measured["rows_in"],
+                "rows_written": measured["rows_written"],
+                "latency_p50_s": measured["latency_p50_s"],
+                "latency_p95_s": measured["latency_p95_s"],
+                "latency_max_s": measured["latency_max_s"],
                 "committed_at": latest["committed_at"],
                 "age_s": (now - latest["committed_at"]).total_seconds() if latest["committed_at"] else None,
                 "batches": len(batches),

@@ -221,7 +221,8 @@ def bar_chart(
 
 
 def fmt_int_axis(value: float) -> str:
-    return f"{value:,.0f}"
+    """An axis tick of a count: whole values without decimals, quarter ticks (12.5, 0.25) as they are."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _svg_open(testid: str, width: int, height: int) -> str:
@@ -268,7 +269,7 @@ def render_page(snapshot: Snapshot, *, refresh_seconds: int = 30, hours: int | N
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{refresh}<title>Clickstream lakehouse · dashboard</title><style>{CSS}</style></head><body>"
-        f"{_header(snapshot, refresh_seconds)}{_notice(snapshot)}{_tiles(snapshot)}"
+        f"{_header(snapshot, refresh_seconds)}{_notice(snapshot, refresh_seconds)}{_tiles(snapshot)}"
         f"<main>{''.join(cards)}</main>"
         "<footer>Gold tables: daily_kpis, funnel_daily, events_per_minute, traffic_daily · "
         "ops.pipeline_metrics · silver.quarantine. Day = DATE(event_time) in UTC. "
@@ -299,13 +300,16 @@ def _header(snapshot: Snapshot, refresh_seconds: int) -> str:
     )
 
 
-def _notice(snapshot: Snapshot) -> str:
+def _notice(snapshot: Snapshot, refresh_seconds: int) -> str:
     if not snapshot.unavailable:
         return ""
     if set(snapshot.unavailable) == set(COLUMNS) and all(w == "not created yet" for w in snapshot.unavailable.values()):
+        refresh = "this page refreshes by itself" if refresh_seconds > 0 else "then reload this page"
         text = (
-            "No data yet — run the pipeline (<code>make demo</code>, or <code>make follow</code> for a live stream); "
-            "this page refreshes by itself."
+            f"No data yet: there are no Delta tables under <code>{escape(snapshot.lakehouse)}</code>. "
+            "Run the pipeline first (<code>make demo</code>, or <code>make follow</code> for a live stream), "
+            "or point the dashboard at the folder that holds the tables "
+            f"(<code>make dashboard LAKEHOUSE=&lt;folder&gt;</code>); {refresh}."
         )
     else:
         items = ", ".join(f"<code>{escape(t)}</code> ({escape(why)})" for t, why in sorted(snapshot.unavailable.items()))
@@ -514,7 +518,7 @@ def _freshness_card(snapshot: Snapshot) -> str:
             })
     chart = bar_chart(testid="chart-freshness-bars", rows=rows, label_width=96, row_height=22)
     table = _table(
-        ["Layer", "Last batch", "Rows in", "p50", "p95", "Max", "Committed", "Batches"],
+        ["Layer", "Batch with rows", "Rows in", "p50", "p95", "Max", "Last commit", "Batches"],
         [[f["layer"], str(f["batch_id"]), fmt_int(f["rows_in"]), fmt_seconds(f["latency_p50_s"]),
           fmt_seconds(f["latency_p95_s"]), fmt_seconds(f["latency_max_s"]),
           f"{fmt_seconds(f['age_s'])} ago" if f["age_s"] is not None else "—", fmt_int(f["batches"])]
@@ -522,7 +526,10 @@ def _freshness_card(snapshot: Snapshot) -> str:
         testid="table-freshness",
         row_ids=[f"freshness-layer-{f['layer']}" for f in snapshot.freshness],
     )
-    caption = "ops.pipeline_metrics · latest batch per layer: seconds from ingest_time to commit (p50, p95, max)"
+    caption = (
+        "ops.pipeline_metrics · latest batch with rows per layer: seconds from ingest_time to commit "
+        "(p50, p95, max); last commit: any batch, empty ones included"
+    )
     return _card(testid, title, caption, chart + table)
 
 
