@@ -221,11 +221,32 @@ def _materialize(batch: DataFrame) -> DataFrame:
     return batch.localCheckpoint(eager=True)
 
 
+def _release(checkpointed: DataFrame) -> None:
+    """Free a local checkpoint's blocks now.
+
+    Left to Spark's context cleaner they stay until the driver JVM collects garbage, and a long run
+    of micro-batches fills the storage memory that joins and aggregations need. (Spark Connect
+    releases checkpointed relations itself; it has no ``_jdf``.)
+    """
+    jdf = getattr(checkpointed, "_jdf", None)
+    if jdf is None:
+        return
+    plan = jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
 def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str, watermark=None) -> dict:
     """One Silver micro-batch: quarantine, dedup against Silver, MERGE, metrics. Returns the counts."""
     started = time.time()
-    # Released by Spark's context cleaner once unreferenced (a checkpoint is not a cache entry).
     batch = _materialize(batch)
+    try:
+        return _silver_batch(lakehouse, batch, batch_id, sid=sid, watermark=watermark, started=started)
+    finally:
+        _release(batch)
+
+
+def _silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str, watermark, started: float) -> dict:
     rows = batch.filter(F.col(BRANCH) == "all").drop(BRANCH)
     kept_ids = batch.filter(F.col(BRANCH) == "kept").select("event_id")
     valid = silver_t.valid_events(rows)
@@ -236,6 +257,15 @@ def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, 
         .persist()
     )
     classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
+    try:
+        return _write_silver(lakehouse, rows, classified, batch_id, sid=sid, watermark=watermark, started=started)
+    finally:
+        classified.unpersist()
+        existing.unpersist()
+
+
+def _write_silver(lakehouse: Lakehouse, rows: DataFrame, classified: DataFrame, batch_id: int, *, sid: str,
+                  watermark, started: float) -> dict:
     outcomes = {
         (r["_outcome"], r["is_late"]): r["n"]
         for r in classified.groupBy("_outcome", "is_late").agg(F.count(F.lit(1)).alias("n")).collect()
@@ -267,8 +297,6 @@ def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, 
         lakehouse, "silver", sid, batch_id, started, watermark=watermark,
         latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax, **counts,
     )
-    classified.unpersist()
-    existing.unpersist()
     return counts
 
 

@@ -268,9 +268,12 @@ def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path
             _line(steady[2], "2026-11-20T14:10:00Z", "2026-11-20T14:10:01Z"),
         ],
     ]
+    cached_before = _persistent_rdds(spark)
     for index, lines in enumerate(drops):
         (landing / f"drop-{index}.jsonl").write_text("\n".join(lines) + "\n")
         run_notebooks(notebook_paths(), spark, _params(str(landing), root))
+    # Every micro-batch releases what it cached or checkpointed: a long run must not fill memory.
+    assert _persistent_rdds(spark) - cached_before == set()
     lakehouse = Lakehouse(spark, str(root))
     silver = {r.event_id: r for r in lakehouse.read("silver.events").collect()}
     assert sorted(silver) == sorted([a, late, steady[0], steady[1], steady[2]])
@@ -283,3 +286,7 @@ def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path
     assert c.holds
     kpis = {r.event_date.isoformat(): r.events for r in lakehouse.read("gold.daily_kpis").collect()}
     assert kpis == {"2026-11-20": 5}
+
+
+def _persistent_rdds(spark) -> set[int]:
+    return {int(k) for k in spark.sparkContext._jsc.getPersistentRDDs().keySet()}
