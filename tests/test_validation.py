@@ -91,3 +91,24 @@ def test_valid_event_has_no_rescued_data_and_typed_values(spark):
     assert row.action == "click"
     assert row.event_time == datetime(2026, 11, 20, 10, 15, 30, 123000)
     assert row.country == "DE"
+
+
+def test_lines_that_are_not_one_strict_json_object_are_named_for_what_they_are(spark):
+    """RFC 8259 JSON only: single quotes, NaN and repeated keys are malformed, as ``parse_json`` reads them."""
+    event = (contract.SCHEMA_DIR / "examples/valid/view_required_fields_only.json").read_text().strip()
+    cases = {
+        event: None,
+        "  " + event + "  ": None,
+        event[:-1] + ', "extra": NaN}': ("malformed_json", "$"),
+        event.replace('"', "'"): ("malformed_json", "$"),
+        event[:-1] + ', "page": "/again"}': ("malformed_json", "$"),  # a repeated key
+        event[:40]: ("malformed_json", "$"),
+        "": ("malformed_json", "$"),
+        "[" + event + "]": ("invalid_type", "$"),
+        '"a string"': ("invalid_type", "$"),
+        "null": ("invalid_type", "$"),
+        "{}": ("missing_required_field", "event_id"),
+    }
+    rows = _validate(spark, list(cases))
+    assert [(r.v.reason, r.v.field) if r.v else None for r in rows] == list(cases.values())
+    assert rows[7].v.message.startswith("event must be a JSON object, got array<object<")

@@ -56,9 +56,16 @@ def with_json_map(df: DataFrame, *, value_col: str = "value", schema: dict[str, 
     """Parse each line once: ``_json_map`` (top-level object as map<string, variant>) and, per contract
     field, its JSON type and text, plus the whole line's JSON type (null when it is not JSON)."""
     schema = schema or contract.load_schema()
-    with_map = df.withColumn("_json_map", F.from_json(F.col(value_col), "map<string,variant>")).withColumn(
-        f"{HELPER_PREFIX}line_type", F.schema_of_variant(F.try_parse_json(F.col(value_col)))
+    value = F.col(value_col)
+    # Strict JSON, as parse_json reads it: no single quotes, no NaN/Infinity.
+    json_map = F.from_json(value, "map<string,variant>", {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"})
+    parsed_object = F.col("_json_map").isNotNull() & (
+        F.size(F.array_distinct(F.map_keys("_json_map"))) == F.size("_json_map")
     )
+    # A line that parsed to an object with distinct keys is an object; only the rest (broken lines,
+    # arrays, scalars, repeated keys) pays for a second, strict parse that names what it is.
+    line_type = F.when(parsed_object, F.lit("OBJECT")).otherwise(F.schema_of_variant(F.try_parse_json(value)))
+    with_map = df.withColumn("_json_map", json_map).withColumn(f"{HELPER_PREFIX}line_type", line_type)
     helpers = []
     for name in schema["properties"]:
         raw = F.col("_json_map").getItem(name)
