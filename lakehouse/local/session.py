@@ -27,11 +27,15 @@ def get_or_create_session(
     app_name: str = "clickstream-lakehouse",
     *,
     shuffle_partitions: int = 2,
-    driver_memory: str = "2g",
+    driver_memory: str | None = None,
     cores: int | str = "*",
     extra_conf: dict[str, str] | None = None,
 ):
     """Start (or return) the local session with the `cloudFiles` and `delta` sources registered.
+
+    ``driver_memory`` defaults to ``$LAKEHOUSE_DRIVER_MEMORY`` or 4g: local mode runs every task in
+    the driver JVM, and a Silver micro-batch holds its checkpointed rows, the dedup lookup and the
+    rows collected for the delta-rs MERGE at once.
 
     Spark's Python workers are started by the JVM, so they must find this package and the
     virtualenv's interpreter through the environment, set here before the JVM starts.
@@ -46,7 +50,7 @@ def get_or_create_session(
     builder = (
         SparkSession.builder.appName(app_name)
         .master(f"local[{cores}]")
-        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.memory", driver_memory or os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"))
         .config("spark.sql.session.timeZone", "UTC")
         # A larger thread stack: Spark's regex-based message handling recurses over long plan strings.
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -Xss16m")

@@ -6,7 +6,7 @@ Pure ``DataFrame -> DataFrame`` functions; the streaming wiring (watermark, MERG
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import catalog, contract
@@ -111,16 +111,17 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
     conflicting duplicate. A row already in Silver under its own ``_record_id`` (a replayed batch) is
     recognised as itself, so replays classify every row exactly as the first attempt did.
     """
-    first = Window.partitionBy("event_id").orderBy(*ARRIVAL_ORDER)
-    ranked = valid.withColumn("_arrival", F.row_number().over(first))
-    batch_first = ranked.filter("_arrival = 1").select(
-        "event_id", F.col("payload_hash").alias("_first_hash"), F.col("_record_id").alias("_first_record")
+    # The earliest arrival per event_id: an aggregate over a few narrow columns (a struct orders
+    # field by field, nulls first), not a window that sorts whole rows.
+    earliest = F.min(F.struct(*ARRIVAL_ORDER, "payload_hash")).alias("_first")
+    batch_first = valid.groupBy("event_id").agg(earliest).select(
+        "event_id", F.col("_first.payload_hash").alias("_first_hash"), F.col("_first._record_id").alias("_first_record")
     )
     in_silver = silver.select(
         "event_id", F.col("payload_hash").alias("_silver_hash"), F.col("_record_id").alias("_silver_record")
     )
     kept = kept_event_ids.select("event_id").distinct().withColumn("_kept", F.lit(True))
-    joined = ranked.join(batch_first, "event_id").join(in_silver, "event_id", "left").join(kept, "event_id", "left")
+    joined = valid.join(batch_first, "event_id").join(in_silver, "event_id", "left").join(kept, "event_id", "left")
     reference_record = F.coalesce("_silver_record", "_first_record")
     reference_hash = F.coalesce("_silver_hash", "_first_hash")
     outcome = (
@@ -137,7 +138,7 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
         .withColumn(
             "_first_record_source", F.coalesce(F.col("_silver_record"), F.col("_first_record"))
         )
-        .drop("_arrival", "_first_hash", "_silver_hash", "_kept")
+        .drop("_first_hash", "_silver_hash", "_kept")
     )
 
 
