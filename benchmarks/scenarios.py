@@ -340,6 +340,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
     Afterwards, every Silver event gets the time its Gold batch committed (see :func:`gold_visibility`)
     and freshness = that time - the event's ``ingest_time`` (when the producer made it).
     """
+    from lakehouse.local.cli import LIVE_FAULTS
     from lakehouse.local.notebooks import run_notebook
     from lakehouse.local.s3server import EmbeddedS3
     from producer import ProducerConfig, run
@@ -396,10 +397,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
             batch_size=1000,
             batch_interval_seconds=1.0,
             start_time="now",
-            dup_rate=0.01,
-            late_rate=0.01,
-            malformed_rate=0.002,
-            invalid_rate=0.005,
+            **LIVE_FAULTS,
             manifest_path=str(folder / "manifest.json"),
             progress=False,
         )

@@ -28,6 +28,9 @@ DEMO_PREFIX = "landing/clickstream"
 log = logging.getLogger("lakehouse")
 
 
+# Fault rates of a live run (`make follow`, the freshness benchmark): a realistic share of each kind.
+LIVE_FAULTS = {"dup_rate": 0.01, "late_rate": 0.01, "malformed_rate": 0.002, "invalid_rate": 0.005}
+
 def notebook_paths() -> list[Path]:
     return [NOTEBOOKS_DIR / name for name in NOTEBOOKS]
 
@@ -253,10 +256,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
             batch_size=1000,
             batch_interval_seconds=2.0,
             start_time="now",
-            dup_rate=0.01,
-            late_rate=0.01,
-            malformed_rate=0.002,
-            invalid_rate=0.005,
+            **LIVE_FAULTS,
             manifest_path=str(folder / "manifest.json"),
             progress=False,
         )
