@@ -149,13 +149,14 @@ def versions() -> dict:
 def git_state() -> dict:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30).stdout.strip()
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30).stdout
         except OSError:
             return ""
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    # Porcelain lines are "XY path": the status columns may start with a space, so no strip() first.
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
     return {
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
         # Other modules edited but not committed when the figures were taken (they are what was measured).
         "uncommitted_changes": [c for c in changed if not c.startswith("benchmarks/")],
     }

@@ -15,6 +15,7 @@ import logging
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lakehouse.local.session import REPO_ROOT
@@ -119,6 +120,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo_dir.mkdir(parents=True)
     # The endpoint must be up before Spark starts, so Spark's Python workers inherit AWS_ENDPOINT_URL.
     s3 = EmbeddedS3().start(export_env=True)
+    # The JVM starts while the producer writes (a second core does it; it takes as long).
+    session_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
+    spark_future = session_start.submit(_session)
     try:
         s3.client().create_bucket(Bucket=DEMO_BUCKET)
         print(f"embedded S3 endpoint: {s3.endpoint_url}  bucket: {DEMO_BUCKET}")
@@ -148,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"producer: {counts['lines_sent']:,} lines in {counts['objects']} objects "
             f"({time.time() - t0:.1f} s) -> s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         )
-        spark = _session()
+        spark = spark_future.result()
         args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         args.lakehouse = str(demo_dir / "lakehouse")
         print("notebooks (availableNow):")
@@ -160,6 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
         return 0 if ok else 1
     finally:
+        session_start.shutdown(wait=True)
         s3.stop()
 
 
