@@ -250,12 +250,9 @@ def _silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid:
     rows = batch.filter(F.col(BRANCH) == "all").drop(BRANCH)
     kept_ids = batch.filter(F.col(BRANCH) == "kept").select("event_id")
     valid = silver_t.valid_events(rows)
-    batch_ids = valid.select("event_id").distinct()
-    existing = (
-        lakehouse.read("silver.events", columns=["event_id", "payload_hash", "_record_id"])
-        .join(F.broadcast(batch_ids), "event_id")
-        .persist()
-    )
+    existing = lakehouse.read_matching(
+        "silver.events", valid, "event_id", columns=["event_id", "payload_hash", "_record_id"]
+    ).persist()
     classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
     try:
         return _write_silver(lakehouse, rows, classified, batch_id, sid=sid, watermark=watermark, started=started)

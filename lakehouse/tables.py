@@ -159,6 +159,22 @@ class Lakehouse:
         df = self.spark.read.table(self.identifier(name))
         return df.select(*columns) if columns is not None else df
 
+    def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
+        """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``.
+
+        On Databricks a broadcast join (Delta skips files by statistics). Locally the keys filter the
+        delta-rs scan itself, so a lookup holds only the matching rows, however large the table grows.
+        """
+        if not self.local:
+            return self.read(name, columns=columns).join(F.broadcast(keys.select(key).distinct()), key)
+        from lakehouse.local import delta_rs
+
+        wanted = keys.select(key).distinct().toArrow().column(key).combine_chunks()
+        if len(wanted) == 0:
+            return self._empty(name, columns)
+        table = delta_rs.read_matching(self.path(name), key, wanted, columns=columns)
+        return self.spark.createDataFrame(table) if table.num_rows else self._empty(name, columns)
+
     def _empty(self, name: str, columns: list[str]) -> DataFrame:
         struct = catalog.spec(name).struct()
         return self.spark.createDataFrame([], struct).select(*columns)

@@ -268,3 +268,20 @@ def test_concurrent_merges_into_one_table_all_land_once(tmp_path):
     assert ids == sorted(f"{s}-{b}" for s in streams for b in range(batches))
     table = DeltaTable(str(target))
     assert {s: table.transaction_version(f"ops:{s}") for s in streams} == dict.fromkeys(streams, batches - 1)
+
+
+def test_read_matching_keeps_only_the_rows_of_the_given_keys(tmp_path):
+    delta_rs.write(str(tmp_path / "t"), events(("a", "view", 1), ("b", "click", 1)), mode="append")
+    delta_rs.write(str(tmp_path / "t"), events(("c", "view", 2), ("d", "view", 2)), mode="append")
+    wanted = pa.array(["c", "a", "zz"], pa.large_string())
+    got = delta_rs.read_matching(str(tmp_path / "t"), "event_id", wanted, columns=["event_id", "action"])
+    assert sorted(got.to_pylist(), key=lambda r: r["event_id"]) == [
+        {"event_id": "a", "action": "view"},
+        {"event_id": "c", "action": "view"},
+    ]
+
+
+def test_read_matching_on_a_table_without_rows_is_empty(tmp_path):
+    delta_rs.write(str(tmp_path / "t"), events(("a", "view", 1)).slice(0, 0), mode="append")
+    got = delta_rs.read_matching(str(tmp_path / "t"), "event_id", pa.array(["a"]), columns=["event_id"])
+    assert got.num_rows == 0

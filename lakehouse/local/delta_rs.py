@@ -230,6 +230,34 @@ def read(path: str, *, columns: list[str] | None = None, version: int | None = N
     return DeltaTable(location, version=version).to_pyarrow_table(columns=columns, filesystem=filesystem)
 
 
+def read_matching(path: str, key: str, values: pa.Array, *, columns: list[str] | None = None) -> pa.Table:
+    """The rows whose ``key`` is one of ``values``, filtered while scanning: only matching rows are held."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if not table_exists(location):
+        raise DeltaTableNotFoundError(location)
+    table = DeltaTable(location)
+    files = [table_path(uri) for uri in table.file_uris()]
+    if not files:
+        return table.to_pyarrow_table(columns=columns, filesystem=SubTreeFileSystem(location, LocalFileSystem()))
+    # The snapshot's data files as a plain Parquet dataset, text read as string: pyarrow's filter
+    # kernels do not take the string_view type the files (and delta-rs's own dataset) carry.
+    stored = ds.dataset(files, format="parquet", filesystem=LocalFileSystem()).schema
+    schema = pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f for f in stored])
+    dataset = ds.dataset(files, format="parquet", filesystem=LocalFileSystem(), schema=schema)
+    wanted = values.cast(schema.field(key).type)
+    # Filtered batch by batch (a scan filter would also compare the files' string_view statistics).
+    kept = [
+        batch.filter(pc.is_in(batch.column(key), value_set=wanted))
+        for batch in dataset.to_batches(columns=sorted({key, *(columns or schema.names)}))
+    ]
+    result = pa.Table.from_batches(kept, schema=kept[0].schema) if kept else schema.empty_table()
+    return result.select(columns or schema.names)
+
+
 def committed_version(path: str, app_id: str) -> int | None:
     """The last version recorded by ``app_id`` in the table (None if none, or no table)."""
     from deltalake import DeltaTable
