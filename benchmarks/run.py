@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files (1,000 lines) per Silver batch")
     parser.add_argument("--producer-events", type=int, default=200_000)
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze max_files_per_trigger")
-    parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver/Gold max_table_files_per_trigger")
+    parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver max_table_files_per_trigger")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
     parser.add_argument("--results-dir", default=None)
     parser.add_argument("--render", action="store_true", help="only re-render results.md (and the table) from results.json")

@@ -750,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="freshness: producer events/s")
     parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger")
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze: max_files_per_trigger")
-    parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver/Gold: max_table_files_per_trigger")
+    parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver: max_table_files_per_trigger")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files per Silver batch")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ class PipelineConfig:
     future_tolerance_minutes: float = rules.FUTURE_TOLERANCE_MINUTES
     max_files_per_trigger: int = 1000
     max_table_files_per_trigger: int = 1000
+    gold_max_table_files_per_trigger: int = 1000
     reset: bool = False
 
     def trigger_kwargs(self) -> dict:
@@ -38,7 +39,8 @@ WIDGET_HELP = {
     "max_lateness_hours": "Events older than this (ingest_time - event_time) are quarantined as too_late",
     "future_tolerance_minutes": "Events this far after ingest_time are quarantined as future_event_time",
     "max_files_per_trigger": "Max landed files per Bronze micro-batch (Auto Loader's cloudFiles.maxFilesPerTrigger)",
-    "max_table_files_per_trigger": "Max Delta files per Silver and Gold micro-batch (Bronze writes one per batch)",
+    "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
+    "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
     "reset": "true: drop this notebook's tables and checkpoints first, then rebuild",
 }
 

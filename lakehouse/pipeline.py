@@ -92,19 +92,40 @@ def await_stream(query: StreamingQuery, cfg: PipelineConfig) -> None:
 # -- ops metrics ----------------------------------------------------------------------------------
 
 
-def _latency_seconds(df: DataFrame, since_col: str, committed_at: datetime) -> tuple[float | None, float | None, float | None]:
-    committed = F.lit(committed_at.replace(tzinfo=None)).cast("timestamp")
-    delay = committed.cast("double") - F.col(since_col).cast("double")
-    row = df.agg(
-        F.percentile_approx(delay, 0.5).alias("p50"),
-        F.percentile_approx(delay, 0.95).alias("p95"),
-        F.max(delay).alias("max"),
-    ).first()
-    return (row["p50"], row["p95"], row["max"]) if row else (None, None, None)
+def ingest_times(since_col: str, *, where: F.Column | None = None) -> list[F.Column]:
+    """Aggregates of a batch's ingest times from which its ingest→commit latency follows at commit.
+
+    Latency (commit time − ingest time) falls as ingest time rises, so its p50 / p95 / max are the
+    commit time minus the ingest times' p50 / p5 / min. They are computed in the same pass as the
+    batch's counts, before the commit time is known. ``where`` limits them to some rows.
+    """
+    seconds = F.col(since_col).cast("double")
+    if where is not None:
+        seconds = F.when(where, seconds)
+    return [
+        F.percentile_approx(seconds, 0.5).alias("_ingest_p50"),
+        F.percentile_approx(seconds, 0.05).alias("_ingest_p05"),
+        F.min(seconds).alias("_ingest_min"),
+    ]
 
 
-def _record_metrics(lakehouse: Lakehouse, layer: str, sid: str, batch_id: int, started: float, **values) -> None:
-    spark = lakehouse.spark
+def latencies(stats, committed_at: datetime) -> dict[str, float | None]:
+    """``latency_p50_s`` / ``latency_p95_s`` / ``latency_max_s`` from a row of :func:`ingest_times`."""
+    committed = committed_at.timestamp()
+
+    def since(value: float | None) -> float | None:
+        return None if value is None else committed - value
+
+    return {
+        "latency_p50_s": since(stats["_ingest_p50"]),
+        "latency_p95_s": since(stats["_ingest_p05"]),
+        "latency_max_s": since(stats["_ingest_min"]),
+    }
+
+
+def _record_metrics(lakehouse: Lakehouse, layer: str, sid: str, batch_id: int, started: float, *, ingest=None,
+                    **values) -> None:
+    """One ``ops.pipeline_metrics`` row; ``ingest``: the batch's :func:`ingest_times` row, if it has rows."""
     committed_at = datetime.now(UTC)
     row = {
         "layer": layer,
@@ -124,9 +145,10 @@ def _record_metrics(lakehouse: Lakehouse, layer: str, sid: str, batch_id: int, s
         "started_at": datetime.fromtimestamp(started, UTC).replace(tzinfo=None),
         "committed_at": committed_at.replace(tzinfo=None),
     }
+    if ingest is not None:
+        row.update(latencies(ingest, committed_at))
     row.update(values)
-    df = spark.createDataFrame([row], catalog.PIPELINE_METRICS.struct())
-    lakehouse.upsert(df, "ops.pipeline_metrics", app_id=f"ops:{layer}:{sid}", batch_id=batch_id)
+    lakehouse.upsert_rows([row], "ops.pipeline_metrics", app_id=f"ops:{layer}:{sid}", batch_id=batch_id)
     log.info("%s batch %s: %s", layer, batch_id, {k: row[k] for k in ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late")})
 
 
@@ -169,12 +191,11 @@ def start_bronze(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
         started = time.time()
         batch = batch.persist()
         try:
-            rows = batch.count()
+            stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
             lakehouse.append(batch, "bronze.events", app_id=f"bronze:{sid}", batch_id=batch_id)
-            p50, p95, pmax = _latency_seconds(batch, "_file_modification_time", datetime.now(UTC))
             _record_metrics(
-                lakehouse, "bronze", sid, batch_id, started, rows_in=rows, rows_written=rows,
-                latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax,
+                lakehouse, "bronze", sid, batch_id, started, rows_in=stats["rows"], rows_written=stats["rows"],
+                ingest=stats,
             )
         finally:
             batch.unpersist()
@@ -241,6 +262,9 @@ def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, 
     started = time.time()
     batch = _materialize(batch)
     try:
+        if batch.isEmpty():  # a no-data batch: Spark advanced the watermark and evicted state
+            _record_metrics(lakehouse, "silver", sid, batch_id, started, watermark=watermark)
+            return dict.fromkeys(("rows_in", "rows_written", "quarantined", "duplicates_removed", "late"), 0)
         return _silver_batch(lakehouse, batch, batch_id, sid=sid, watermark=watermark, started=started)
     finally:
         _release(batch)
@@ -263,14 +287,13 @@ def _silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid:
 
 def _write_silver(lakehouse: Lakehouse, rows: DataFrame, classified: DataFrame, batch_id: int, *, sid: str,
                   watermark, started: float) -> dict:
-    outcomes = {
-        (r["_outcome"], r["is_late"]): r["n"]
-        for r in classified.groupBy("_outcome", "is_late").agg(F.count(F.lit(1)).alias("n")).collect()
-    }
-
-    def outcome(name: str) -> int:
-        return sum(n for (o, _), n in outcomes.items() if o == name)
-
+    is_outcome = {name: F.col("_outcome") == name for name in silver_t.OUTCOMES}
+    summary = classified.agg(
+        F.count(F.lit(1)).alias("classified"),
+        *[F.count_if(test).alias(name) for name, test in is_outcome.items()],
+        F.count_if(is_outcome[silver_t.INSERT] & F.col("is_late")).alias("late"),
+        *ingest_times("ingest_time", where=is_outcome[silver_t.INSERT]),
+    ).first()
     quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
         silver_t.conflicting_quarantine_rows(classified)
     )
@@ -279,21 +302,15 @@ def _write_silver(lakehouse: Lakehouse, rows: DataFrame, classified: DataFrame, 
     quarantined = lakehouse.upsert(
         quarantine, "silver.quarantine", app_id=f"quarantine:{sid}", batch_id=batch_id, when_matched="ignore"
     )
-    invalid = quarantined - outcome(silver_t.CONFLICTING)
+    invalid = quarantined - summary[silver_t.CONFLICTING]
     counts = {
-        "rows_in": sum(outcomes.values()) + invalid,
-        "rows_written": outcome(silver_t.INSERT) + outcome(silver_t.ALREADY_IN_SILVER),
+        "rows_in": summary["classified"] + invalid,
+        "rows_written": summary[silver_t.INSERT] + summary[silver_t.ALREADY_IN_SILVER],
         "quarantined": quarantined,
-        "duplicates_removed": outcome(silver_t.DUPLICATE),
-        "late": outcomes.get((silver_t.INSERT, True), 0),
+        "duplicates_removed": summary[silver_t.DUPLICATE],
+        "late": summary["late"],
     }
-    p50, p95, pmax = _latency_seconds(
-        classified.filter(F.col("_outcome") == silver_t.INSERT), "ingest_time", datetime.now(UTC)
-    )
-    _record_metrics(
-        lakehouse, "silver", sid, batch_id, started, watermark=watermark,
-        latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax, **counts,
-    )
+    _record_metrics(lakehouse, "silver", sid, batch_id, started, watermark=watermark, ingest=summary, **counts)
     return counts
 
 
@@ -326,16 +343,18 @@ GOLD_INPUT_COLUMNS = [
 def process_gold_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str) -> list:
     """Recompute every Gold table for the days the batch touched and MERGE them (replacing those days)."""
     started = time.time()
-    batch = batch.persist()
-    try:
-        dates = sorted(r["event_date"] for r in batch.select("event_date").distinct().collect() if r["event_date"])
-        if dates:
-            in_dates = _dates_predicate(dates)
-            silver = (
-                lakehouse.read("silver.events", columns=GOLD_INPUT_COLUMNS)
-                .filter(f"event_date IN ({in_dates})")
-                .persist()
-            )
+    stats = batch.agg(
+        F.collect_set("event_date").alias("dates"), F.count(F.lit(1)).alias("rows"), *ingest_times("ingest_time")
+    ).first()
+    dates = sorted(d for d in stats["dates"] if d)
+    if dates:
+        in_dates = _dates_predicate(dates)
+        silver = (
+            lakehouse.read("silver.events", columns=GOLD_INPUT_COLUMNS)
+            .filter(f"event_date IN ({in_dates})")
+            .persist()
+        )
+        try:
             for name, metric in gold_t.GOLD_METRICS.items():
                 lakehouse.upsert(
                     metric(silver),
@@ -344,16 +363,12 @@ def process_gold_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *,
                     batch_id=batch_id,
                     replace_where=f"target.event_date IN ({in_dates})",
                 )
+        finally:
             silver.unpersist()
-        p50, p95, pmax = _latency_seconds(batch, "ingest_time", datetime.now(UTC))
-        rows = batch.count()
-        _record_metrics(
-            lakehouse, "gold", sid, batch_id, started, rows_in=rows, rows_written=rows,
-            latency_p50_s=p50, latency_p95_s=p95, latency_max_s=pmax,
-        )
-        return dates
-    finally:
-        batch.unpersist()
+    _record_metrics(
+        lakehouse, "gold", sid, batch_id, started, rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats,
+    )
+    return dates
 
 
 def start_gold(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
@@ -363,5 +378,6 @@ def start_gold(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery:
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         process_gold_batch(lakehouse, batch, batch_id, sid=sid)
 
-    silver_stream = lakehouse.read_stream("silver.events", maxFilesPerTrigger=str(cfg.max_table_files_per_trigger))
+    # A Gold batch recomputes whole days, whatever its size: fewer, larger batches redo less.
+    silver_stream = lakehouse.read_stream("silver.events", maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger))
     return _start(silver_stream, write_batch, lakehouse, cfg, "gold")

@@ -227,22 +227,17 @@ class Lakehouse:
         """
         spec = catalog.spec(name)
         keys = list(spec.keys)
-        df = self._select(dedup_on_keys(df, keys, order_by), name)
         if self.local:
             from lakehouse.local import delta_rs
 
-            source = df.toArrow()
-            delta_rs.merge(
-                self.path(name),
-                source,
-                keys=keys,
-                app_id=app_id,
-                version=batch_id,
-                when_matched=when_matched,
-                delete_unmatched_where=replace_where,
-            )
-            return source.num_rows
+            # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
+            # need not shuffle to pick one.
+            df = self._select(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
+            return self._merge_local(delta_rs.dedup_first(df.toArrow(), keys), name, keys, app_id=app_id,
+                                     batch_id=batch_id, when_matched=when_matched, replace_where=replace_where)
+        df = self._select(dedup_on_keys(df, keys, order_by), name)
         from delta.tables import DeltaTable
+
 
         condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
         # Delta skips a MERGE whose (txnAppId, txnVersion) it has already committed.
@@ -263,3 +258,33 @@ class Lakehouse:
             df.unpersist()
             self.spark.conf.unset("spark.databricks.delta.write.txnAppId")
             self.spark.conf.unset("spark.databricks.delta.write.txnVersion")
+
+    def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> int:
+        """:meth:`upsert` of a few Python rows (each a dict with every column of the table)."""
+        if self.local:
+            import pyarrow as pa
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            from lakehouse.local import delta_rs
+
+            spec = catalog.spec(name)
+            schema = to_arrow_schema(spec.struct(), timezone="UTC")
+            source = delta_rs.dedup_first(pa.Table.from_pylist(rows, schema=schema), list(spec.keys))
+            return self._merge_local(source, name, list(spec.keys), app_id=app_id, batch_id=batch_id)
+        df = self.spark.createDataFrame(rows, catalog.spec(name).struct())
+        return self.upsert(df, name, app_id=app_id, batch_id=batch_id)
+
+    def _merge_local(self, source, name: str, keys: list[str], *, app_id: str, batch_id: int,
+                     when_matched: str = "update", replace_where: str | None = None) -> int:
+        from lakehouse.local import delta_rs
+
+        delta_rs.merge(
+            self.path(name),
+            source,
+            keys=keys,
+            app_id=app_id,
+            version=batch_id,
+            when_matched=when_matched,
+            delete_unmatched_where=replace_where,
+        )
+        return source.num_rows

@@ -17,6 +17,8 @@ def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
         "watermark_delay": "10 minutes",
         "max_files_per_trigger": "4",
         "max_table_files_per_trigger": "1",
+        # Several Gold batches, so recomputing touched days batch by batch is exercised.
+        "gold_max_table_files_per_trigger": "1",
         "reset": "false",
         **extra,
     }

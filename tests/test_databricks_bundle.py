@@ -203,6 +203,7 @@ def test_parameter_defaults_match_the_pipeline_defaults(bundle):
     assert float(variables["future_tolerance_minutes"]) == defaults.future_tolerance_minutes
     assert int(variables["max_files_per_trigger"]) == defaults.max_files_per_trigger
     assert int(variables["max_table_files_per_trigger"]) == defaults.max_table_files_per_trigger
+    assert int(variables["gold_max_table_files_per_trigger"]) == defaults.gold_max_table_files_per_trigger
 
 
 def test_every_variable_reference_is_defined(bundle):

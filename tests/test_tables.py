@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
+from lakehouse import catalog
 from lakehouse.local import delta_rs
 from lakehouse.tables import Lakehouse
 
@@ -35,3 +37,42 @@ def test_read_matching_with_no_match_or_no_keys_is_empty_with_the_columns(spark,
         )
         assert got.columns == COLUMNS
         assert got.count() == 0
+
+
+def _metrics_row(batch_id: int, rows_in: int) -> dict:
+    from datetime import datetime
+
+    now = datetime(2026, 11, 20, 12, 0, 0)
+    return {
+        "layer": "silver", "stream_id": "s1", "batch_id": batch_id, "rows_in": rows_in, "rows_written": rows_in,
+        "quarantined": 0, "duplicates_removed": 0, "late": 0, "late_dropped": 0, "watermark": None,
+        "latency_p50_s": 1.5, "latency_p95_s": 2.5, "latency_max_s": 3.0, "duration_s": 4.0,
+        "started_at": now, "committed_at": now,
+    }
+
+
+def test_upsert_rows_merges_on_the_keys_once_per_batch(spark, tmp_path):
+    lakehouse = Lakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.PIPELINE_METRICS)
+
+    assert lakehouse.upsert_rows([_metrics_row(0, 10), _metrics_row(1, 20)], "ops.pipeline_metrics", app_id="a", batch_id=0) == 2
+    # The same (app id, batch id) again is skipped; a new one updates the row of its key.
+    lakehouse.upsert_rows([_metrics_row(0, 99)], "ops.pipeline_metrics", app_id="a", batch_id=0)
+    lakehouse.upsert_rows([_metrics_row(1, 21)], "ops.pipeline_metrics", app_id="a", batch_id=1)
+
+    got = lakehouse.read("ops.pipeline_metrics").select("batch_id", "rows_in", "latency_p95_s", "committed_at")
+    committed = _metrics_row(0, 0)["committed_at"]
+    assert sorted(tuple(r) for r in got.collect()) == [(0, 10, 2.5, committed), (1, 21, 2.5, committed)]
+
+
+def test_upsert_without_an_order_keeps_one_row_per_key_and_counts_it(spark, tmp_path):
+    lakehouse = Lakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.DAILY_KPIS)
+    columns = [c.name for c in catalog.DAILY_KPIS.columns]
+    day = {c: 0 for c in columns} | {"event_date": None, "conversion_rate": 0.0}
+    rows = [day | {"event_date": d, "events": n} for d, n in (("2026-11-20", 5), ("2026-11-20", 5), ("2026-11-21", 7))]
+    df = spark.createDataFrame(rows).withColumn("event_date", F.to_date("event_date"))
+
+    assert lakehouse.upsert(df, catalog.DAILY_KPIS.name, app_id="g", batch_id=0) == 2
+    got = lakehouse.read(catalog.DAILY_KPIS.name).select(F.col("event_date").cast("string"), "events")
+    assert sorted(tuple(r) for r in got.collect()) == [("2026-11-20", 5), ("2026-11-21", 7)]

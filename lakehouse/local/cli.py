@@ -45,6 +45,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, str]:
         "watermark_delay": args.watermark_delay,
         "max_files_per_trigger": str(args.max_files_per_trigger),
         "max_table_files_per_trigger": str(args.max_table_files_per_trigger),
+        "gold_max_table_files_per_trigger": str(args.gold_max_table_files_per_trigger),
         "reset": "false",
     }
 
@@ -286,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--watermark-delay", default="10 minutes", help="Silver's event_time watermark delay")
         p.add_argument("--max-files-per-trigger", type=int, default=20, help="landed files per Bronze micro-batch")
         p.add_argument(
-            "--max-table-files-per-trigger", type=int, default=1, help="Delta files per Silver/Gold micro-batch"
+            "--max-table-files-per-trigger", type=int, default=1, help="Bronze Delta files per Silver micro-batch"
+        )
+        p.add_argument(
+            "--gold-max-table-files-per-trigger", type=int, default=1000, help="Silver Delta files per Gold micro-batch"
         )
 
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded default, then the Gold metrics")

@@ -96,6 +96,7 @@ INSERT = "insert"
 ALREADY_IN_SILVER = "already_in_silver"  # the row itself was committed by an earlier attempt of this batch
 DUPLICATE = "duplicate"
 CONFLICTING = "conflicting_duplicate"
+OUTCOMES = (INSERT, ALREADY_IN_SILVER, DUPLICATE, CONFLICTING)
 
 
 def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: DataFrame) -> DataFrame:
