@@ -289,7 +289,7 @@ def render_markdown(results: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Measured {results['updated_at']} on {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']} "
+        f"Last run {results['updated_at']} on {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']} "
         f"(git {results['git']['commit']}). Load average at the start of the last run: "
         f"{', '.join(str(x) for x in results['load_average_at_start'])} (1, 5, 15 min).",
         "",
@@ -310,7 +310,8 @@ def render_markdown(results: dict) -> str:
     for name in SCENARIOS:
         if name not in s:
             continue
-        lines += [f"## {name}", "", f"Measured {s[name].get('measured_at', '?')}.", ""]
+        commit = f" at git {s[name]['commit']}" if s[name].get("commit") else ""
+        lines += [f"## {name}", "", f"Measured {s[name].get('measured_at', '?')}{commit}.", ""]
         lines += _details(name, s[name])
     notes = results.get("notes")
     if notes:
@@ -510,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             section = run_producer(args.producer_events, timeout)
         section["measured_at"] = began.isoformat(timespec="seconds").replace("+00:00", "Z")
+        section["commit"] = git_state()["commit"]
         scenarios[name] = section
         # Written after every scenario, so an interrupted run keeps what it measured.
         results.update(
