@@ -285,3 +285,33 @@ def test_read_matching_on_a_table_without_rows_is_empty(tmp_path):
     delta_rs.write(str(tmp_path / "t"), events(("a", "view", 1)).slice(0, 0), mode="append")
     got = delta_rs.read_matching(str(tmp_path / "t"), "event_id", pa.array(["a"]), columns=["event_id"])
     assert got.num_rows == 0
+
+
+def _jemalloc_options(tmp_path: Path, env: dict[str, str]) -> str:
+    """jemalloc's own report of its options, from a fresh interpreter that imports the local runtime
+    and then writes a table through delta-rs (``stats_print`` makes jemalloc print them at exit)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import os, lakehouse.local, pyarrow as pa\n"
+        "os.environ['_RJEM_MALLOC_CONF'] += ',stats_print:true'\n"
+        "from lakehouse.local import delta_rs\n"
+        f"delta_rs.write({str(tmp_path / 't')!r}, pa.table({{'a': [1, 2, 3]}}), mode='append')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, timeout=120, check=True
+    )
+    return result.stdout + result.stderr
+
+
+def test_importing_the_runtime_makes_delta_rs_return_freed_memory(tmp_path):
+    report = _jemalloc_options(tmp_path, {})
+    assert "opt.dirty_decay_ms: 1000" in report
+
+
+def test_a_jemalloc_setting_of_the_user_is_kept(tmp_path):
+    report = _jemalloc_options(tmp_path, {"_RJEM_MALLOC_CONF": "dirty_decay_ms:5000"})
+    assert "opt.dirty_decay_ms: 5000" in report
