@@ -3,8 +3,9 @@
 * Bronze: Auto Loader (``cloudFiles``, text) → ``bronze.events``, every line verbatim.
 * Silver: ``bronze.events`` stream → parse against the contract → quarantine invalid lines →
   ``withWatermark`` + ``dropDuplicatesWithinWatermark(["event_id"])`` bounds the dedup state →
-  idempotent insert-only MERGE on ``event_id``. Rows the watermark drops are recovered, flagged
-  ``is_late``; Silver itself is the long-term dedup memory, so duplicates hours apart are still caught.
+  look up the batch's ``event_id``s in Silver → idempotent append of the new ones. Rows the
+  watermark drops are recovered, flagged ``is_late``; Silver itself is the long-term dedup memory,
+  so duplicates hours apart are still caught.
 * Gold: ``silver.events`` stream → recompute the days each batch touched → MERGE (replace those days).
 
 Every micro-batch also writes one ``ops.pipeline_metrics`` row. All writes are idempotent per
@@ -258,7 +259,7 @@ def _release(checkpointed: DataFrame) -> None:
 
 
 def process_silver_batch(lakehouse: Lakehouse, batch: DataFrame, batch_id: int, *, sid: str, watermark=None) -> dict:
-    """One Silver micro-batch: quarantine, dedup against Silver, MERGE, metrics. Returns the counts."""
+    """One Silver micro-batch: quarantine, dedup against Silver, append the new rows, metrics. Returns the counts."""
     started = time.time()
     batch = _materialize(batch)
     try:
@@ -298,7 +299,10 @@ def _write_silver(lakehouse: Lakehouse, rows: DataFrame, classified: DataFrame, 
         silver_t.conflicting_quarantine_rows(classified)
     )
     inserts = silver_t.silver_rows(classified)
-    lakehouse.upsert(inserts, "silver.events", app_id=f"silver:{sid}", batch_id=batch_id, when_matched="ignore")
+    # The lookup above found which of the batch's keys Silver already holds, so what is left is new and
+    # is appended, not merged: a MERGE would join the batch with the whole table, which grows with every batch.
+    # This stream is the only writer of silver.events.
+    lakehouse.append(inserts, "silver.events", app_id=f"silver:{sid}", batch_id=batch_id)
     quarantined = lakehouse.upsert(
         quarantine, "silver.quarantine", app_id=f"quarantine:{sid}", batch_id=batch_id, when_matched="ignore"
     )

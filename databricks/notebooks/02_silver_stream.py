@@ -12,8 +12,9 @@
 # MAGIC   derived from it); fields the contract does not name are kept in `_rescued_data`.
 # MAGIC - `withWatermark("event_time", watermark_delay)` + `dropDuplicatesWithinWatermark(["event_id"])`
 # MAGIC   bound the streaming state; events the watermark drops are recovered with `is_late = true`.
-# MAGIC - Insert-only MERGE on `event_id`: first arrival wins, across restarts, replays and duplicates hours
-# MAGIC   apart; the same `event_id` with a different payload goes to quarantine as `conflicting_duplicate`.
+# MAGIC - Each batch's `event_id`s are looked up in Silver and only new ones are appended (once per batch id):
+# MAGIC   first arrival wins, across restarts, replays and duplicates hours apart; the same `event_id` with
+# MAGIC   a different payload goes to quarantine as `conflicting_duplicate`.
 # MAGIC - Lateness is measured within the event: `ingest_time - event_time` over `max_lateness_hours` is
 # MAGIC   `too_late`; `event_time` more than `future_tolerance_minutes` after `ingest_time` is `future_event_time`.
 
