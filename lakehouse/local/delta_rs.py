@@ -249,11 +249,12 @@ def read_matching(path: str, key: str, values: pa.Array, *, columns: list[str] |
     schema = pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f for f in stored])
     dataset = ds.dataset(files, format="parquet", filesystem=LocalFileSystem(), schema=schema)
     wanted = values.cast(schema.field(key).type)
-    # Filtered batch by batch (a scan filter would also compare the files' string_view statistics).
-    kept = [
-        batch.filter(pc.is_in(batch.column(key), value_set=wanted))
-        for batch in dataset.to_batches(columns=sorted({key, *(columns or schema.names)}))
-    ]
+    # Filtered batch by batch (a scan filter would also compare the files' string_view statistics),
+    # one file and one batch ahead: with pyarrow's default read-ahead the peak grows with the table.
+    batches = dataset.to_batches(
+        columns=sorted({key, *(columns or schema.names)}), batch_readahead=1, fragment_readahead=1
+    )
+    kept = [batch.filter(pc.is_in(batch.column(key), value_set=wanted)) for batch in batches]
     result = pa.Table.from_batches(kept, schema=kept[0].schema) if kept else schema.empty_table()
     return result.select(columns or schema.names)
 
