@@ -33,21 +33,21 @@ lint: setup
 	$(PY) -m ruff check .
 
 demo: setup
-	$(PY) -m lakehouse.local demo
+	$(PY) -m lakehouse_local demo
 
 pipeline: setup
 	@if [ -z "$(LANDING)" ]; then echo "usage: make pipeline LANDING=<s3://bucket/prefix or folder> [LAKEHOUSE=<folder>]" >&2; exit 2; fi
-	$(PY) -m lakehouse.local pipeline --landing "$(LANDING)" --lakehouse "$(LAKEHOUSE)"
+	$(PY) -m lakehouse_local pipeline --landing "$(LANDING)" --lakehouse "$(LAKEHOUSE)"
 
 follow: setup
-	$(PY) -m lakehouse.local follow
+	$(PY) -m lakehouse_local follow
 
 sql: setup
 	@if [ -z "$(Q)" ]; then echo 'usage: make sql Q="SELECT * FROM gold.daily_kpis" [LAKEHOUSE=<folder>]' >&2; exit 2; fi
-	$(PY) -m lakehouse.local sql --lakehouse "$(LAKEHOUSE)" "$(Q)"
+	$(PY) -m lakehouse_local sql --lakehouse "$(LAKEHOUSE)" "$(Q)"
 
 dashboard: setup
-	$(PY) -m lakehouse.local.dashboard --lakehouse "$(if $(filter .lakehouse/lakehouse,$(LAKEHOUSE)),.lakehouse/demo/lakehouse,$(LAKEHOUSE))"
+	$(PY) -m lakehouse_local.dashboard --lakehouse "$(if $(filter .lakehouse/lakehouse,$(LAKEHOUSE)),.lakehouse/demo/lakehouse,$(LAKEHOUSE))"
 
 bench: setup
 	$(PY) -m benchmarks.run

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lakehouse.local.s3server import LOCAL_CREDENTIALS, EmbeddedS3, free_port
+from lakehouse_local.s3server import LOCAL_CREDENTIALS, EmbeddedS3, free_port
 
 log = logging.getLogger("benchmarks.producer_throughput")
 

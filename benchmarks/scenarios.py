@@ -2,7 +2,7 @@
 
 :mod:`benchmarks.run` starts one process per measurement and collects the JSON each one writes to
 ``--out``. Every process starts its own session with
-:func:`lakehouse.local.session.get_or_create_session` and samples its own process tree's memory
+:func:`lakehouse_local.session.get_or_create_session` and samples its own process tree's memory
 (:mod:`benchmarks.procmem`), so memory peaks belong to one measurement.
 
 Measurements (``NAME``):
@@ -53,7 +53,7 @@ log = logging.getLogger("benchmarks")
 
 
 def _session():
-    from lakehouse.local.session import get_or_create_session
+    from lakehouse_local.session import get_or_create_session
 
     began = time.perf_counter()
     spark = get_or_create_session("clickstream-benchmark", extra_conf=SESSION_CONF)
@@ -68,7 +68,7 @@ def _fresh(name: str) -> Path:
 
 
 def _notebook(name: str) -> Path:
-    from lakehouse.local.cli import NOTEBOOKS_DIR
+    from lakehouse_local.cli import NOTEBOOKS_DIR
 
     return NOTEBOOKS_DIR / name
 
@@ -132,7 +132,7 @@ def _contract_schema(nullable: bool = False, *, extras: bool = False):
     from pyspark.sql.types import StringType, StructField, StructType
 
     from lakehouse.contract import spark_schema
-    from lakehouse.local.sources.cloudfiles import METADATA_TYPE
+    from lakehouse_local.sources.cloudfiles import METADATA_TYPE
 
     schema = spark_schema()
     if not nullable and not extras:
@@ -163,7 +163,7 @@ def _parquet_rows(path: Path) -> int:
 
 def ingest_bronze(events: int, files_per_trigger: int) -> dict:
     """Notebook 01 (after 00_setup) over the landing folder, one availableNow run."""
-    from lakehouse.local.notebooks import run_notebook
+    from lakehouse_local.notebooks import run_notebook
 
     info = landing_data.ensure_landing(events)
     spark, startup = _session()
@@ -261,8 +261,8 @@ def ingest_spark(events: int) -> dict:
 def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int) -> dict:
     """Notebooks 00-03 availableNow over the landing folder; events/s = landed lines / wall seconds."""
     from lakehouse import reconcile
-    from lakehouse.local.notebooks import run_notebook
-    from lakehouse.tables import Lakehouse
+    from lakehouse_local.notebooks import run_notebook
+    from lakehouse_local.tables import FolderLakehouse
 
     info = landing_data.ensure_landing(events)
     spark, startup = _session()
@@ -278,7 +278,7 @@ def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int) 
         if "query" in namespace:
             progress[name] = progress_summary(_query_progress(namespace["query"]))
     seconds = time.perf_counter() - began
-    c = reconcile.conservation(Lakehouse(spark, str(lake)))
+    c = reconcile.conservation(FolderLakehouse(spark, str(lake)))
     return {
         "what": "notebooks 00-03 (Bronze, Silver with watermark dedup + MERGE + quarantine, Gold MERGE), availableNow",
         "max_files_per_trigger": files_per_trigger,
@@ -340,9 +340,9 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
     Afterwards, every Silver event gets the time its Gold batch committed (see :func:`gold_visibility`)
     and freshness = that time - the event's ``ingest_time`` (when the producer made it).
     """
-    from lakehouse.local.cli import LIVE_FAULTS
-    from lakehouse.local.notebooks import run_notebook
-    from lakehouse.local.s3server import EmbeddedS3
+    from lakehouse_local.cli import LIVE_FAULTS
+    from lakehouse_local.notebooks import run_notebook
+    from lakehouse_local.s3server import EmbeddedS3
     from producer import ProducerConfig, run
 
     folder = _fresh("freshness")
@@ -454,7 +454,7 @@ def _reason(error: Exception) -> str:
 
 
 def _freshness_drained(lake: Path, lines: int) -> bool:
-    from lakehouse.local import delta_rs
+    from lakehouse_local import delta_rs
 
     bronze = _delta_rows(lake / "bronze" / "events")
     if bronze < lines:
@@ -530,7 +530,7 @@ def gold_visibility(lake: Path, ended_at: float | None = None) -> dict:
     """
     import pyarrow.parquet as pq
 
-    from lakehouse.local import delta_rs
+    from lakehouse_local import delta_rs
 
     silver = lake / "silver" / "events"
     files = _silver_files_in_order(silver)
@@ -622,7 +622,7 @@ def _state_lake(events: int, batch_files: int) -> Path:
 
 def state_bronze(events: int, batch_files: int) -> dict:
     """Bronze for the state measurement: one Delta file per ``batch_files`` landed files (1,000 lines each)."""
-    from lakehouse.local.notebooks import run_notebook
+    from lakehouse_local.notebooks import run_notebook
 
     info = landing_data.ensure_landing(events)
     lake = _state_lake(events, batch_files)
@@ -640,21 +640,39 @@ def state_bronze(events: int, batch_files: int) -> dict:
     return {"cached": False, "path": str(lake), "seconds": round(time.perf_counter() - began, 1)}
 
 
+def _wait_for_query(spark, name: str, runner: threading.Thread):
+    """The active streaming query called ``name``, once the notebook running in ``runner`` has started it."""
+    while runner.is_alive():
+        for query in spark.streams.active:
+            if query.name == name:
+                return query
+        time.sleep(0.2)
+    raise SystemExit(f"notebook ended before its query {name!r} started")
+
+
 def state(events: int, batch_files: int) -> dict:
     """The Silver stream over the prepared Bronze table, one Bronze file per micro-batch."""
-    from lakehouse import pipeline as lakehouse_pipeline
-    from lakehouse.config import PipelineConfig
+    from lakehouse_local.notebooks import run_notebook
 
     info = landing_data.ensure_landing(events)
     lake = _state_lake(events, batch_files)
     if not (lake.parent / "_READY").exists():
         raise SystemExit(f"run 'state-bronze --events {events} --state-batch-files {batch_files}' first")
     spark, startup = _session()
-    cfg = PipelineConfig(
-        landing_path=info["path"], lakehouse=str(lake), max_table_files_per_trigger=1, reset=True,
-    )
+    params = _parameters(info["path"], lake, table_files=1, reset=True)
     began = time.perf_counter()
-    query = lakehouse_pipeline.start_silver(spark, cfg)
+    # Notebook 02 in a thread; its query is followed from here while it runs.
+    failures: list[BaseException] = []
+
+    def silver_notebook() -> None:
+        try:
+            run_notebook(_notebook(NOTEBOOK_NAMES[2]), spark, params)
+        except BaseException as error:  # noqa: BLE001 - reported below with the query's own failure
+            failures.append(error)
+
+    runner = threading.Thread(target=silver_notebook, name="silver-notebook")
+    runner.start()
+    query = _wait_for_query(spark, "clickstream_silver", runner)
     # Resident memory (MiB) when each micro-batch is reported: does it grow with the data?
     memory_at: dict[int, dict] = {}
     while query.isActive:
@@ -662,11 +680,8 @@ def state(events: int, batch_files: int) -> dict:
         for p in query.recentProgress:
             if p.batchId not in memory_at and _SAMPLER is not None:
                 memory_at[p.batchId] = _SAMPLER.current()
-    failure = None
-    try:
-        query.awaitTermination()
-    except Exception as error:  # noqa: BLE001 - a failed run still reports the batches it made
-        failure = f"{error.__class__.__name__}: {_reason(error)}"
+    runner.join()
+    failure = f"{failures[0].__class__.__name__}: {_reason(failures[0])}" if failures else None
     seconds = time.perf_counter() - began
     progress = _query_progress(query)
     per_batch = []
@@ -690,7 +705,7 @@ def state(events: int, batch_files: int) -> dict:
     return {
         "failed": failure,
         "silver_rows_at_failure": silver_rows,
-        "what": f"Silver stream (02's start_silver) over bronze.events, one {batch_files * 1000:,}-line Bronze file "
+        "what": f"Silver stream (notebook 02) over bronze.events, one {batch_files * 1000:,}-line Bronze file "
         "per micro-batch",
         "lines_per_batch": batch_files * 1000,
         "lines": info["lines"],

@@ -1,19 +1,29 @@
-"""Where tables live and how they are written, resolved in one place for both runtimes.
+"""The table layer the notebooks see: where a table lives and how a micro-batch writes it.
 
-* On Databricks a table is a Unity Catalog name ``<catalog>.<layer>.<table>``; writes go through
-  Delta Lake itself (``DeltaTable.merge``, ``txnAppId``/``txnVersion`` for idempotency).
-* Locally a table is a folder ``<root>/<layer>/<table>``; writes go through delta-rs
-  (:mod:`lakehouse.local.delta_rs`), with the same idempotency per (stream, batch id).
+:class:`Lakehouse` is the interface. Each runtime has one implementation, each in its own module:
 
-Notebooks only ever see :class:`Lakehouse`, so they never branch on where they run.
+* :class:`lakehouse.unity_catalog.UnityCatalogLakehouse` (Databricks, the default): tables are Unity
+  Catalog names ``<catalog>.<layer>.<table>``, written by Delta Lake itself.
+* ``lakehouse_local.tables.FolderLakehouse`` (the local runtime): tables are folders
+  ``<root>/<layer>/<table>``, written by delta-rs.
+
+:func:`lakehouse_for` returns the runtime's implementation. The local session bootstrap names its
+implementation in ``$LAKEHOUSE_TABLES`` (``module:Class``); on Databricks the variable is unset. This
+package therefore never imports the local runtime, and notebooks never branch on where they run.
+
+Every write is idempotent per (stream, batch id), so a micro-batch replayed after a crash changes
+nothing twice. A :class:`Lakehouse` pickles without its Spark session (``foreachBatch`` functions
+are pickled into their own process under Spark Connect); :meth:`Lakehouse.bind` attaches one.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import logging
-import shutil
-from pathlib import Path
+import importlib
+import os
+from abc import ABC, abstractmethod
+from typing import Literal, Self
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -21,17 +31,12 @@ from pyspark.sql import functions as F
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
 
-log = logging.getLogger(__name__)
-
-RUNTIME_CONF = "spark.lakehouse.runtime"
-
-
-def is_local(spark: SparkSession) -> bool:
-    """True on the local runtime (its session factory marks the session); Databricks otherwise."""
-    return spark.conf.get(RUNTIME_CONF, "databricks") == "local"
+TABLES_ENV = "LAKEHOUSE_TABLES"
+WhenMatched = Literal["update", "ignore"]
 
 
-def _looks_like_path(location: str) -> bool:
+def looks_like_path(location: str) -> bool:
+    """True when a lakehouse location is a folder or URI rather than a catalog name."""
     return "/" in location or location.startswith((".", "~")) or ":" in location
 
 
@@ -48,165 +53,90 @@ def dedup_on_keys(df: DataFrame, keys: list[str], order_by: list[str] | None = N
     return df.dropDuplicates(keys)
 
 
-class Lakehouse:
-    """The lakehouse's tables: a Unity Catalog catalog on Databricks, a folder locally.
+class Lakehouse(ABC):
+    """The lakehouse's tables and the checkpoints of the streams that write them.
 
-    ``location`` is a catalog name (``main``, ``clickstream_dev``) or a folder/URI (``.lakehouse/demo``).
+    ``location`` is what the runtime addresses tables by (a catalog name, a folder);
+    ``checkpoint_root`` holds one folder per stream.
     """
 
-    def __init__(self, spark: SparkSession, location: str, *, checkpoint_root: str | None = None) -> None:
+    location: str
+    checkpoint_root: str
+
+    def __init__(self, spark: SparkSession | None, location: str, *, checkpoint_root: str | None = None) -> None:
         self.spark = spark
-        self.local = is_local(spark)
-        if self.local and not _looks_like_path(location):
-            location = str(Path(".lakehouse") / location)
-        if not self.local and _looks_like_path(location):
-            raise ValueError(
-                f"lakehouse location {location!r} looks like a path, but on Databricks tables are addressed "
-                "by Unity Catalog: pass a catalog name (e.g. 'main') in the 'lakehouse' widget."
-            )
-        self.location = str(Path(location).resolve()) if self.local else location
-        if checkpoint_root:
-            self.checkpoint_root = checkpoint_root.rstrip("/")
-        elif self.local:
-            self.checkpoint_root = f"{self.location}/_checkpoints"
-        else:
-            raise ValueError("set the 'checkpoint_root' widget (e.g. /Volumes/<catalog>/ops/checkpoints or s3://...)")
+        self.location = location
+        self.checkpoint_root = checkpoint_root.rstrip("/") if checkpoint_root else ""
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def bind(self, spark: SparkSession) -> Self:
+        """This lakehouse on ``spark`` (a ``foreachBatch`` function binds the batch's own session)."""
+        bound = copy.copy(self)
+        bound.spark = spark
+        return bound
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "spark": None}
+
+    @property
+    def session(self) -> SparkSession:
+        if self.spark is None:
+            raise RuntimeError(f"{type(self).__name__} has no Spark session: call .bind(spark) first")
+        return self.spark
 
     # -- addressing -----------------------------------------------------------------------------
-
-    def path(self, name: str) -> str:
-        """The folder of a table (local runtime)."""
-        layer, table = name.split(".")
-        return f"{self.location}/{layer}/{table}"
-
-    def identifier(self, name: str) -> str:
-        """What Spark reads: a path locally, ``catalog.layer.table`` on Databricks."""
-        return self.path(name) if self.local else f"`{self.location}`.{name}"
 
     def checkpoint(self, stream: str) -> str:
         return f"{self.checkpoint_root}/{stream}"
 
     def schema_location(self, stream: str) -> str:
+        """Auto Loader's ``cloudFiles.schemaLocation`` of a stream (inside its checkpoint)."""
         return f"{self.checkpoint_root}/{stream}/_schema"
 
     # -- DDL ------------------------------------------------------------------------------------
 
+    @abstractmethod
     def create_schemas(self) -> None:
-        if self.local:
-            for layer in catalog.LAYERS:
-                Path(self.location, layer).mkdir(parents=True, exist_ok=True)
-            return
-        # CREATE CATALOG needs a privilege the job's identity may lack; only ask when it is missing.
-        if not self.spark.sql(f"SHOW CATALOGS LIKE '{self.location}'").collect():
-            self.spark.sql(f"CREATE CATALOG IF NOT EXISTS `{self.location}`")
-        for layer in catalog.LAYERS:
-            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{self.location}`.{layer} COMMENT '{layer} layer of the clickstream lakehouse'")
+        """Create the layer schemas (``bronze``, ``silver``, ``gold``, ``ops``) if they do not exist."""
 
+    @abstractmethod
     def create_table(self, spec: TableSpec) -> bool:
-        """Create the table if it does not exist, with table and column comments. Returns True if created."""
-        if self.local:
-            from pyspark.sql.pandas.types import to_arrow_schema
+        """Create the table if it does not exist, with table and column comments. True if created."""
 
-            from lakehouse.local import delta_rs
-
-            arrow_schema = to_arrow_schema(spec.struct(), timezone="UTC")
-            fields = [f.with_metadata({"comment": c.comment}) for f, c in zip(arrow_schema, spec.columns, strict=True)]
-            import pyarrow as pa
-
-            return delta_rs.create_table(self.path(spec.name), pa.schema(fields), description=spec.comment)
-        existed = self.spark.catalog.tableExists(self.identifier(spec.name).replace("`", ""))
-        self.spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {self.identifier(spec.name)} ({spec.ddl_columns()}) "
-            f"USING DELTA COMMENT '{spec.comment.replace(chr(39), chr(92) + chr(39))}'"
-        )
-        return not existed
-
+    @abstractmethod
     def exists(self, name: str) -> bool:
-        if self.local:
-            from lakehouse.local import delta_rs
+        """True when table ``name`` (``<layer>.<table>``) exists."""
 
-            return delta_rs.table_exists(self.path(name))
-        return self.spark.catalog.tableExists(self.identifier(name).replace("`", ""))
-
+    @abstractmethod
     def drop(self, name: str) -> None:
-        """Drop a table (used by a notebook's reset together with its checkpoint)."""
-        if self.local:
-            shutil.rmtree(self.path(name), ignore_errors=True)
-        else:
-            self.spark.sql(f"DROP TABLE IF EXISTS {self.identifier(name)}")
+        """Drop a table (a notebook's reset, together with its checkpoint)."""
 
+    @abstractmethod
     def remove_checkpoint(self, stream: str) -> None:
-        target = self.checkpoint(stream)
-        if self.local or target.startswith("/") and not target.startswith(("/Volumes", "/dbfs")):
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            from pyspark.dbutils import DBUtils  # Databricks only
-
-            DBUtils(self.spark).fs.rm(target, True)
+        """Delete a stream's checkpoint folder."""
 
     # -- reads ----------------------------------------------------------------------------------
 
+    @abstractmethod
     def read(self, name: str, *, columns: list[str] | None = None) -> DataFrame:
-        """Batch read of a table; ``columns`` reads only those (locally straight from the Parquet columns)."""
-        if self.local:
-            if columns is not None:
-                # The Python data source cannot prune columns; delta-rs reads just these, as Arrow.
-                from lakehouse.local import delta_rs
+        """Batch read of a table; ``columns`` reads only those."""
 
-                table = delta_rs.read(self.path(name), columns=columns)
-                return self.spark.createDataFrame(table) if table.num_rows else self._empty(name, columns)
-            return self.spark.read.format("delta").load(self.path(name))
-        df = self.spark.read.table(self.identifier(name))
-        return df.select(*columns) if columns is not None else df
-
+    @abstractmethod
     def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
-        """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``.
+        """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``."""
 
-        On Databricks a broadcast join (Delta skips files by statistics). Locally the keys filter the
-        delta-rs scan itself, so a lookup holds only the matching rows, however large the table grows.
-        """
-        if not self.local:
-            return self.read(name, columns=columns).join(F.broadcast(keys.select(key).distinct()), key)
-        from lakehouse.local import delta_rs
-
-        wanted = keys.select(key).distinct().toArrow().column(key).combine_chunks()
-        if len(wanted) == 0:
-            return self._empty(name, columns)
-        table = delta_rs.read_matching(self.path(name), key, wanted, columns=columns)
-        return self.spark.createDataFrame(table) if table.num_rows else self._empty(name, columns)
-
-    def _empty(self, name: str, columns: list[str]) -> DataFrame:
-        struct = catalog.spec(name).struct()
-        return self.spark.createDataFrame([], struct).select(*columns)
-
+    @abstractmethod
     def read_stream(self, name: str, **options: str) -> DataFrame:
-        reader = self.spark.readStream.format("delta").options(**options)
-        if self.local:
-            return reader.load(self.path(name))
-        return reader.table(self.identifier(name))
+        """The table's appends as a stream (``readStream.format("delta")``)."""
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _select(self, df: DataFrame, name: str) -> DataFrame:
-        spec = catalog.spec(name)
-        return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns])
-
+    @abstractmethod
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
-        """Append ``df`` once per (app_id, batch_id): a replayed batch is skipped. Returns False if skipped."""
-        df = self._select(df, name)
-        if self.local:
-            from lakehouse.local import delta_rs
+        """Append ``df`` once per (app_id, batch_id): a replayed batch is skipped. False if skipped."""
 
-            return delta_rs.write(self.path(name), df.toArrow(), mode="append", app_id=app_id, version=batch_id)
-        (
-            df.write.format("delta")
-            .option("txnAppId", app_id)
-            .option("txnVersion", batch_id)
-            .mode("append")
-            .saveAsTable(self.identifier(name))
-        )
-        return True
-
+    @abstractmethod
     def upsert(
         self,
         df: DataFrame,
@@ -214,77 +144,45 @@ class Lakehouse:
         *,
         app_id: str,
         batch_id: int,
-        when_matched: str = "update",
+        when_matched: WhenMatched = "update",
         replace_where: str | None = None,
         order_by: list[str] | None = None,
-    ) -> int:
-        """MERGE ``df`` into the table on its keys, once per (app_id, batch_id); returns the source rows.
+    ) -> None:
+        """MERGE ``df`` into the table on its keys; replaying (app_id, batch_id) changes nothing.
 
         ``when_matched``: ``update`` (upsert) or ``ignore`` (insert new keys only).
         ``replace_where``: target rows matching this SQL predicate that the source does not contain are
         deleted, so a recomputed slice (e.g. the days a batch touched) replaces the old one exactly.
         The source is deduplicated on the keys first (first row by ``order_by``).
         """
-        spec = catalog.spec(name)
-        keys = list(spec.keys)
-        if self.local:
-            from lakehouse.local import delta_rs
 
-            # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
-            # need not shuffle to pick one.
-            df = self._select(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
-            return self._merge_local(delta_rs.dedup_first(df.toArrow(), keys), name, keys, app_id=app_id,
-                                     batch_id=batch_id, when_matched=when_matched, replace_where=replace_where)
-        df = self._select(dedup_on_keys(df, keys, order_by), name)
-        from delta.tables import DeltaTable
-
-
-        condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
-        # Delta skips a MERGE whose (txnAppId, txnVersion) it has already committed.
-        self.spark.conf.set("spark.databricks.delta.write.txnAppId", app_id)
-        self.spark.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
-        df = df.persist()
-        rows = df.count()
-        try:
-            merger = DeltaTable.forName(self.spark, self.identifier(name)).alias("target").merge(df.alias("source"), condition)
-            if when_matched == "update":
-                merger = merger.whenMatchedUpdateAll()
-            merger = merger.whenNotMatchedInsertAll()
-            if replace_where:
-                merger = merger.whenNotMatchedBySourceDelete(condition=replace_where)
-            merger.execute()
-            return rows
-        finally:
-            df.unpersist()
-            self.spark.conf.unset("spark.databricks.delta.write.txnAppId")
-            self.spark.conf.unset("spark.databricks.delta.write.txnVersion")
-
-    def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> int:
+    @abstractmethod
+    def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         """:meth:`upsert` of a few Python rows (each a dict with every column of the table)."""
-        if self.local:
-            import pyarrow as pa
-            from pyspark.sql.pandas.types import to_arrow_schema
 
-            from lakehouse.local import delta_rs
+    # -- shared by the implementations ----------------------------------------------------------
 
-            spec = catalog.spec(name)
-            schema = to_arrow_schema(spec.struct(), timezone="UTC")
-            source = delta_rs.dedup_first(pa.Table.from_pylist(rows, schema=schema), list(spec.keys))
-            return self._merge_local(source, name, list(spec.keys), app_id=app_id, batch_id=batch_id)
-        df = self.spark.createDataFrame(rows, catalog.spec(name).struct())
-        return self.upsert(df, name, app_id=app_id, batch_id=batch_id)
+    @staticmethod
+    def conform(df: DataFrame, name: str) -> DataFrame:
+        """``df`` with exactly the table's columns, in its order and types."""
+        return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in catalog.spec(name).columns])
 
-    def _merge_local(self, source, name: str, keys: list[str], *, app_id: str, batch_id: int,
-                     when_matched: str = "update", replace_where: str | None = None) -> int:
-        from lakehouse.local import delta_rs
+    def empty(self, name: str, columns: list[str]) -> DataFrame:
+        return self.session.createDataFrame([], catalog.spec(name).struct()).select(*columns)
 
-        delta_rs.merge(
-            self.path(name),
-            source,
-            keys=keys,
-            app_id=app_id,
-            version=batch_id,
-            when_matched=when_matched,
-            delete_unmatched_where=replace_where,
-        )
-        return source.num_rows
+
+def lakehouse_for(spark: SparkSession, location: str, *, checkpoint_root: str | None = None) -> Lakehouse:
+    """The runtime's :class:`Lakehouse`: the class named in ``$LAKEHOUSE_TABLES``, else Unity Catalog's."""
+    named = os.environ.get(TABLES_ENV, "").strip()
+    if named:
+        module, _, cls = named.partition(":")
+        try:
+            implementation = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise RuntimeError(
+                f"${TABLES_ENV}={named!r} does not name a Lakehouse class ('package.module:Class'): {exc}. "
+                f"Unset it on Databricks; the local runtime sets it itself."
+            ) from exc
+    else:
+        from lakehouse.unity_catalog import UnityCatalogLakehouse as implementation
+    return implementation(spark, location, checkpoint_root=checkpoint_root)

@@ -16,7 +16,7 @@ RESOURCES = Path(__file__).resolve().parent / "resources"
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    from lakehouse.local.s3server import EmbeddedS3
+    from lakehouse_local.s3server import EmbeddedS3
 
     server = EmbeddedS3().start(export_env=True)
     yield server
@@ -40,7 +40,7 @@ def bucket(s3, request):
 
 @pytest.fixture(scope="session")
 def spark(s3_endpoint, tmp_path_factory):
-    from lakehouse.local.session import get_or_create_session
+    from lakehouse_local.session import get_or_create_session
 
     os.environ.setdefault("LAKEHOUSE_WAREHOUSE", str(tmp_path_factory.mktemp("warehouse")))
     session = get_or_create_session("clickstream-lakehouse-tests", shuffle_partitions=2)
@@ -61,10 +61,10 @@ def e2e_lakehouse(spark, e2e_landing, tmp_path_factory):
     """The notebooks 00-03 run over ``e2e_landing``: a small demo lakehouse shared by the tests that query it."""
     from support import params
 
-    from lakehouse.local.cli import notebook_paths
-    from lakehouse.local.notebooks import run_notebooks
-    from lakehouse.tables import Lakehouse
+    from lakehouse_local.cli import notebook_paths
+    from lakehouse_local.notebooks import run_notebooks
+    from lakehouse_local.tables import FolderLakehouse
 
     root = tmp_path_factory.mktemp("lakehouse") / "lh"
     run_notebooks(notebook_paths(), spark, params(e2e_landing["landing"], root))
-    return Lakehouse(spark, str(root))
+    return FolderLakehouse(spark, str(root))

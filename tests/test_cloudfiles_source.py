@@ -17,14 +17,14 @@ import pytest
 from pyspark.sql import types as T
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxBytes, ReadMaxFiles
 
-from lakehouse.local.sources.cloudfiles import (
+from lakehouse_local.sources.cloudfiles import (
     METADATA_TYPE,
     TEXT_SCHEMA,
     CloudFilesOptions,
     DiscoveryLog,
     parse_byte_size,
 )
-from lakehouse.local.storage import FileInfo
+from lakehouse_local.storage import FileInfo
 
 EVENT_SCHEMA = T.StructType(
     [
@@ -394,7 +394,7 @@ def test_stop_mid_stream_and_restart_from_checkpoint(spark, tmp_path):
 
 
 def _stream_reader(landing: Path, schema_location: Path, **options):
-    from lakehouse.local.sources.cloudfiles import CloudFilesStreamReader, OutputLayout
+    from lakehouse_local.sources.cloudfiles import CloudFilesStreamReader, OutputLayout
 
     raw = {"cloudFiles.format": "text", "path": str(landing), "cloudFiles.schemaLocation": str(schema_location)}
     parsed = CloudFilesOptions.from_options({**raw, **options})
@@ -433,7 +433,7 @@ def test_discovery_log_survives_reopen_and_compaction(tmp_path, monkeypatch):
 
 
 def test_offsets_honour_read_limits_and_list_only_when_needed(tmp_path, monkeypatch):
-    from lakehouse.local.sources import cloudfiles
+    from lakehouse_local.sources import cloudfiles
 
     landing = tmp_path / "landing"
     for n in range(1, 6):
@@ -469,7 +469,7 @@ def test_offsets_from_another_discovery_log_are_refused(tmp_path):
 
 
 def _json_rows(text: str, schema: T.StructType, *, force_per_line: bool = False) -> list[dict]:
-    from lakehouse.local.sources import cloudfiles
+    from lakehouse_local.sources import cloudfiles
 
     options = CloudFilesOptions.from_options({"cloudFiles.format": "json", "path": "/landing"})
     layout = cloudfiles.OutputLayout.for_schema(schema, options)

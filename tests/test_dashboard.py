@@ -29,7 +29,7 @@ import pytest
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
-from lakehouse.local.dashboard import DashboardServer
+from lakehouse_local.dashboard import DashboardServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"

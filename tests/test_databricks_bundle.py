@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from lakehouse import config
-from lakehouse.local.cli import notebook_paths
-from lakehouse.local.notebooks import DBUtils, Widgets, parse_notebook
+from lakehouse.tables import TABLES_ENV
+from lakehouse_local.cli import notebook_paths
+from lakehouse_local.notebooks import DBUtils, Widgets, parse_notebook
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_FILE = REPO_ROOT / "databricks.yml"
@@ -101,6 +102,7 @@ def _declared_widgets(notebook: Path, parameters: dict[str, str], monkeypatch) -
     dbutils = DBUtils(Widgets(parameters))
     namespace = {"spark": _NoSpark(), "dbutils": dbutils, "display": print, "__name__": "__main__"}
     monkeypatch.chdir(notebook.parent)
+    monkeypatch.delenv(TABLES_ENV, raising=False)  # the notebook gets Databricks' table layer, as in the job
     reached_spark = False
     for cell in parse_notebook(notebook):
         if cell.kind != "python":

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
-from lakehouse.local import delta_rs
+from lakehouse_local import delta_rs
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -295,9 +295,9 @@ def _jemalloc_options(tmp_path: Path, env: dict[str, str]) -> str:
     import sys
 
     script = (
-        "import os, lakehouse.local, pyarrow as pa\n"
+        "import os, lakehouse_local, pyarrow as pa\n"
         "os.environ['_RJEM_MALLOC_CONF'] += ',stats_print:true'\n"
-        "from lakehouse.local import delta_rs\n"
+        "from lakehouse_local import delta_rs\n"
         f"delta_rs.write({str(tmp_path / 't')!r}, pa.table({{'a': [1, 2, 3]}}), mode='append')\n"
     )
     clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}

@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles
 
-from lakehouse.local import delta_rs
-from lakehouse.local.sources.delta import (
+from lakehouse_local import delta_rs
+from lakehouse_local.sources.delta import (
     DeltaStreamReader,
     group_files,
     read_files,

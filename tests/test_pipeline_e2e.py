@@ -20,9 +20,9 @@ from support import params as _params
 from support import produce as _produce
 
 from lakehouse import reconcile
-from lakehouse.local.cli import notebook_paths
-from lakehouse.local.notebooks import run_notebooks
-from lakehouse.tables import Lakehouse
+from lakehouse_local.cli import notebook_paths
+from lakehouse_local.notebooks import run_notebooks
+from lakehouse_local.tables import FolderLakehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ def _rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
     return sorted(tuple(norm(v) for v in row) for row in frame[columns].itertuples(index=False))
 
 
-def gold_snapshot(lakehouse: Lakehouse) -> dict[str, list[tuple]]:
+def gold_snapshot(lakehouse: FolderLakehouse) -> dict[str, list[tuple]]:
     from lakehouse import catalog
 
     snapshot = {}
@@ -201,7 +201,7 @@ def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp
     root = tmp_path / "lh"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     command = [
-        sys.executable, "-m", "lakehouse.local", "pipeline", "--landing", small["landing"],
+        sys.executable, "-m", "lakehouse_local", "pipeline", "--landing", small["landing"],
         "--lakehouse", str(root), "--max-files-per-trigger", "2", "--max-table-files-per-trigger", "1",
     ]
     proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -216,7 +216,7 @@ def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    interrupted = Lakehouse(spark, str(root))
+    interrupted = FolderLakehouse(spark, str(root))
     expected_silver = small["manifest"]["counts"]["valid_unique_events"]
     assert interrupted.read("silver.events").count() < expected_silver
 
@@ -274,7 +274,7 @@ def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path
         run_notebooks(notebook_paths(), spark, _params(str(landing), root))
     # Every micro-batch releases what it cached or checkpointed: a long run must not fill memory.
     assert _persistent_rdds(spark) - cached_before == set()
-    lakehouse = Lakehouse(spark, str(root))
+    lakehouse = FolderLakehouse(spark, str(root))
     silver = {r.event_id: r for r in lakehouse.read("silver.events").collect()}
     assert sorted(silver) == sorted([a, late, steady[0], steady[1], steady[2]])
     assert silver[a].page == "/home" and silver[a].is_late is False

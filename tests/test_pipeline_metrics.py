@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.pipeline import ingest_times, latencies
+from lakehouse.pipeline.metrics import ingest_times, latencies
 
 COMMITTED = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 

@@ -163,7 +163,7 @@ def gold(e2e_lakehouse) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def results(e2e_lakehouse) -> dict[str, list]:
-    from lakehouse.local.sql import run_sql
+    from lakehouse_local.sql import run_sql
 
     return {name: run_sql(e2e_lakehouse, _query_text(name)).collect() for name in QUERIES}
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lakehouse.local import storage
+from lakehouse_local import storage
 
 
 def test_local_listing_is_recursive_and_skips_hidden_names(tmp_path):

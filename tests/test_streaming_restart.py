@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
-from lakehouse.local import delta_rs
-from lakehouse.local.sources.delta import HOLD_ENV, HOLD_MARKERS_ENV
+from lakehouse_local import delta_rs
+from lakehouse_local.sources.delta import HOLD_ENV, HOLD_MARKERS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).resolve().parent / "resources" / "streaming" / "stream_to_delta.py"

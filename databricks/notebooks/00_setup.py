@@ -17,7 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
 
-from lakehouse import config, pipeline
+from lakehouse import config
+from lakehouse.pipeline import layers
 
 # COMMAND ----------
 
@@ -27,6 +28,6 @@ cfg = config.from_widgets(dbutils, names=WIDGETS)
 
 # COMMAND ----------
 
-created = pipeline.setup(spark, cfg)
+created = layers.setup(spark, cfg)
 for table, was_created in created.items():
     print(f"{table:28s} {'created' if was_created else 'exists'}")

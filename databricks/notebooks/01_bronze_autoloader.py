@@ -19,16 +19,56 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
 
-from lakehouse import config, pipeline
+from lakehouse import config
+from lakehouse.pipeline import bronze, layers
+from lakehouse.transforms import bronze as bronze_t
 
 # COMMAND ----------
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
+tables = layers.prepare(spark, cfg, "bronze")  # resets the layer first when reset = true
 
 # COMMAND ----------
 
-# availableNow drains what has landed in as many micro-batches as max_files_per_trigger requires, then
-# stops; a processing-time trigger keeps the stream running.
-query = pipeline.start_bronze(spark, cfg)
-pipeline.await_stream(query, cfg)
+# MAGIC %md
+# MAGIC ## Read the landing area with Auto Loader
+
+# COMMAND ----------
+
+landed = (
+    spark.readStream.format("cloudFiles")
+    .option("cloudFiles.format", "text")  # one row per line, exactly as it arrived
+    .option("cloudFiles.schemaLocation", tables.schema_location("bronze"))  # file discovery state
+    .option("cloudFiles.maxFilesPerTrigger", str(cfg.max_files_per_trigger))  # bounds a micro-batch
+    .option("cloudFiles.includeExistingFiles", "true")  # a new stream starts with what has landed
+    .load(cfg.landing_path)
+)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Keep every line with its lineage
+
+# COMMAND ----------
+
+bronze_rows = bronze_t.bronze_rows(landed)  # value + _source_file, _file_size, _ingested_at, _record_id
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Append each micro-batch once
+# MAGIC
+# MAGIC `availableNow` drains what has landed in as many micro-batches as `max_files_per_trigger` requires,
+# MAGIC then stops; a processing-time trigger (`30 seconds`) keeps the stream running.
+
+# COMMAND ----------
+
+query = (
+    bronze_rows.writeStream.foreachBatch(bronze.BronzeBatch(tables))
+    .option("checkpointLocation", tables.checkpoint("bronze"))
+    .queryName("clickstream_bronze")
+    .trigger(**cfg.trigger_kwargs())
+    .start()
+)
+query.awaitTermination()

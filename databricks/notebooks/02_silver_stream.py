@@ -14,7 +14,8 @@
 # MAGIC   bound the streaming state; events the watermark drops are recovered with `is_late = true`.
 # MAGIC - Each batch's `event_id`s are looked up in Silver and only new ones are appended (once per batch id):
 # MAGIC   first arrival wins, across restarts, replays and duplicates hours apart; the same `event_id` with
-# MAGIC   a different payload goes to quarantine as `conflicting_duplicate`.
+# MAGIC   a different payload goes to quarantine as `conflicting_duplicate`. This stream is the only writer
+# MAGIC   of `silver.events`.
 # MAGIC - Lateness is measured within the event: `ingest_time - event_time` over `max_lateness_hours` is
 # MAGIC   `too_late`; `event_time` more than `future_tolerance_minutes` after `ingest_time` is `future_event_time`.
 
@@ -25,14 +26,73 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
 
-from lakehouse import config, pipeline
+from lakehouse import config
+from lakehouse.pipeline import layers, silver
+from lakehouse.transforms import silver as silver_t
 
 # COMMAND ----------
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
+tables = layers.prepare(spark, cfg, "silver")  # resets the layer first when reset = true
 
 # COMMAND ----------
 
-query = pipeline.start_silver(spark, cfg)
-pipeline.await_stream(query, cfg)
+# MAGIC %md
+# MAGIC ## Read Bronze as a stream
+
+# COMMAND ----------
+
+bronze_lines = tables.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.max_table_files_per_trigger))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Parse against the contract, then apply the lateness rules
+# MAGIC
+# MAGIC Every line gets the contract's typed columns, `_rescued_data`, a `payload_hash` and a `_violation`
+# MAGIC (null when the line is a valid event).
+
+# COMMAND ----------
+
+parsed = silver_t.apply_lateness_rules(
+    silver_t.parse(bronze_lines),
+    max_lateness_hours=cfg.max_lateness_hours,
+    future_tolerance_minutes=cfg.future_tolerance_minutes,
+)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Watermark and dedup
+# MAGIC
+# MAGIC The watermark bounds the dedup state: an `event_id` is remembered for `watermark_delay` of event time.
+
+# COMMAND ----------
+
+kept = (
+    silver_t.valid_events(parsed)
+    .select("event_id", "event_time")
+    .withWatermark("event_time", cfg.watermark_delay)
+    .dropDuplicatesWithinWatermark(["event_id"])
+)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Each micro-batch: quarantine, dedup against Silver, append
+# MAGIC
+# MAGIC The batch sees every parsed line and the `event_id`s dedup kept, so it can recover what the
+# MAGIC watermark dropped (`is_late`).
+
+# COMMAND ----------
+
+query = (
+    silver.with_dedup_verdicts(parsed, kept)
+    .writeStream.foreachBatch(silver.SilverBatch(tables, cfg))
+    .option("checkpointLocation", tables.checkpoint("silver"))
+    .queryName("clickstream_silver")
+    .trigger(**cfg.trigger_kwargs())
+    .start()
+)
+query.awaitTermination()

@@ -17,14 +17,38 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
 
-from lakehouse import config, pipeline
+from lakehouse import config
+from lakehouse.pipeline import gold, layers
 
 # COMMAND ----------
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
+tables = layers.prepare(spark, cfg, "gold")  # resets the layer first when reset = true
 
 # COMMAND ----------
 
-query = pipeline.start_gold(spark, cfg)
-pipeline.await_stream(query, cfg)
+# MAGIC %md
+# MAGIC ## Read Silver's inserts as a stream
+# MAGIC
+# MAGIC A Gold batch recomputes whole days whatever its size, so Gold reads in larger batches than Silver.
+
+# COMMAND ----------
+
+silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Recompute the touched days of every Gold table
+
+# COMMAND ----------
+
+query = (
+    silver_events.writeStream.foreachBatch(gold.GoldBatch(tables))
+    .option("checkpointLocation", tables.checkpoint("gold"))
+    .queryName("clickstream_gold")
+    .trigger(**cfg.trigger_kwargs())
+    .start()
+)
+query.awaitTermination()

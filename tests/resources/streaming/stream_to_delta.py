@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from lakehouse.local.session import get_or_create_session  # noqa: E402
+from lakehouse_local.session import get_or_create_session  # noqa: E402
 
 
 def main(work: Path) -> None:

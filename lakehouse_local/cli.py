@@ -1,4 +1,4 @@
-"""``python -m lakehouse.local``: run the pipeline on a laptop.
+"""``python -m lakehouse_local``: run the pipeline on a laptop.
 
 * ``demo``: embedded S3 → producer (100,000 events, every fault) → notebooks 00-03 → Gold summary and
   the conservation check against the producer's manifest.
@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lakehouse.local.session import REPO_ROOT
+from lakehouse_local.session import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
 NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
@@ -52,7 +52,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, str]:
 
 def run_pipeline(spark, parameters: dict[str, str]) -> float:
     """Run notebooks 00-03 in order; returns the seconds it took."""
-    from lakehouse.local.notebooks import run_notebook
+    from lakehouse_local.notebooks import run_notebook
 
     started = time.time()
     for path in notebook_paths():
@@ -63,15 +63,15 @@ def run_pipeline(spark, parameters: dict[str, str]) -> float:
 
 
 def _session():
-    from lakehouse.local.session import get_or_create_session
+    from lakehouse_local.session import get_or_create_session
 
     return get_or_create_session()
 
 
 def _lakehouse(spark, folder: str):
-    from lakehouse.tables import Lakehouse
+    from lakehouse_local.tables import FolderLakehouse
 
-    return Lakehouse(spark, str(Path(folder).resolve()))
+    return FolderLakehouse(spark, str(Path(folder).resolve()))
 
 
 # -- reports --------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lakehouse.local.s3server import EmbeddedS3
+    from lakehouse_local.s3server import EmbeddedS3
     from producer import ProducerConfig, run
 
     started = time.time()
@@ -181,7 +181,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from lakehouse.local.sql import run_sql
+    from lakehouse_local.sql import run_sql
 
     spark = _session()
     run_sql(_lakehouse(spark, args.lakehouse), args.query).show(args.limit, truncate=False)
@@ -225,8 +225,8 @@ def stop_between_batches(spark, timeout_s: float = 120.0) -> None:
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
-    from lakehouse.local.notebooks import run_notebook
-    from lakehouse.local.s3server import EmbeddedS3
+    from lakehouse_local.notebooks import run_notebook
+    from lakehouse_local.s3server import EmbeddedS3
     from producer import ProducerConfig, run
 
     # Absolute: the notebook threads change the working directory while they run.
@@ -279,7 +279,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lakehouse.local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lakehouse_local", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def stream_options(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from lakehouse import catalog
-from lakehouse.local.dashboard.data import COLUMNS, Snapshot
+from lakehouse_local.dashboard.data import COLUMNS, Snapshot
 
 ACTION_COLORS = {"view": "#4c78a8", "click": "#f58518", "add_to_cart": "#54a24b", "purchase": "#e45756"}
 OTHER_COLORS = ("#72b7b2", "#b279a2", "#9d755d", "#bab0ac")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from lakehouse.local.dashboard.data import DEFAULT_WINDOW_HOURS, load_snapshot
-from lakehouse.local.dashboard.render import render_error, render_page
+from lakehouse_local.dashboard.data import DEFAULT_WINDOW_HOURS, load_snapshot
+from lakehouse_local.dashboard.render import render_error, render_page
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m lakehouse.local.dashboard``: serve the local dashboard until Ctrl+C."""
+"""``python -m lakehouse_local.dashboard``: serve the local dashboard until Ctrl+C."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import logging
 import sys
 from pathlib import Path
 
-from lakehouse.local.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_SECONDS, DashboardServer
+from lakehouse_local.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_SECONDS, DashboardServer
 
 DEFAULT_LAKEHOUSE = ".lakehouse/demo/lakehouse"
 
-log = logging.getLogger("lakehouse.local.dashboard")
+log = logging.getLogger("lakehouse_local.dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lakehouse.local.dashboard",
+        prog="python -m lakehouse_local.dashboard",
         description="Serve a dashboard over the local lakehouse's Gold tables, pipeline metrics and quarantine.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

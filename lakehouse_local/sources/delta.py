@@ -45,7 +45,7 @@ most data files that no commit refers to, which no reader sees. An empty micro-b
 nothing (it only creates a missing table, so downstream readers find it).
 
 Not supported, with an error: ``partitionBy`` (Spark refuses it for Python data sources; create the
-table partitioned with :func:`lakehouse.local.delta_rs.create_table` and writes follow the table's
+table partitioned with :func:`lakehouse_local.delta_rs.create_table` and writes follow the table's
 partitioning), the ``complete`` and ``update`` output modes, and tables that use deletion vectors
 or column mapping.
 
@@ -85,7 +85,7 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
-from lakehouse.local import delta_rs
+from lakehouse_local import delta_rs
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class DeltaDataSource(DataSource):
         if overwrite:
             raise DeltaSourceError(
                 f"delta streaming write to {path}: the complete output mode is not supported locally; "
-                "use outputMode('append'), or foreachBatch with lakehouse.local.delta_rs.merge for upserts."
+                "use outputMode('append'), or foreachBatch with lakehouse_local.delta_rs.merge for upserts."
             )
         return DeltaStreamWriter(
             path,

@@ -47,4 +47,4 @@ def rewrite(query: str, known: list[str]) -> str:
 
 def run_sql(lakehouse: Lakehouse, query: str) -> DataFrame:
     known = register_views(lakehouse)
-    return lakehouse.spark.sql(rewrite(query, known))
+    return lakehouse.session.sql(rewrite(query, known))

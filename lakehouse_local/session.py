@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_CONF = "spark.lakehouse.runtime"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# What lakehouse.tables.lakehouse_for returns to the notebooks on this runtime.
+TABLES = "lakehouse_local.tables:FolderLakehouse"
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,13 @@ def get_or_create_session(
     """
     from pyspark.sql import SparkSession
 
+    from lakehouse.tables import TABLES_ENV
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ["PYTHONPATH"] = _python_path()
     os.environ.setdefault("TZ", "UTC")
+    os.environ[TABLES_ENV] = TABLES
 
     builder = (
         SparkSession.builder.appName(app_name)
@@ -67,7 +71,6 @@ def get_or_create_session(
         )
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()))
-        .config(RUNTIME_CONF, "local")
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
@@ -79,8 +82,8 @@ def get_or_create_session(
 
 def register_sources(spark) -> None:
     """Register the `cloudFiles` and `delta` Python data sources on ``spark``."""
-    from lakehouse.local.sources.cloudfiles import CloudFilesDataSource
-    from lakehouse.local.sources.delta import DeltaDataSource
+    from lakehouse_local.sources.cloudfiles import CloudFilesDataSource
+    from lakehouse_local.sources.delta import DeltaDataSource
 
     spark.dataSource.register(CloudFilesDataSource)
     spark.dataSource.register(DeltaDataSource)

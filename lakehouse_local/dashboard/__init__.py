@@ -1,6 +1,6 @@
 """A local dashboard over the Gold tables, ``ops.pipeline_metrics`` and the quarantine.
 
-``python -m lakehouse.local.dashboard --lakehouse .lakehouse/demo/lakehouse --port 8050`` serves one
+``python -m lakehouse_local.dashboard --lakehouse .lakehouse/demo/lakehouse --port 8050`` serves one
 HTML page (inline SVG charts, nothing fetched from elsewhere) that reads the local Delta tables
 with delta-rs on every request: DAU and conversion trend, funnel, events per minute by action,
 traffic split, pipeline freshness per layer and quarantine counts by reason.
@@ -10,8 +10,8 @@ traffic split, pipeline freshness per layer and quarantine counts by reason.
 * :mod:`.server`: the HTTP server (``/``, ``/api/summary.json``, ``/healthz``).
 """
 
-from lakehouse.local.dashboard.data import Snapshot, load_snapshot
-from lakehouse.local.dashboard.render import render_page
-from lakehouse.local.dashboard.server import DashboardServer
+from lakehouse_local.dashboard.data import Snapshot, load_snapshot
+from lakehouse_local.dashboard.render import render_page
+from lakehouse_local.dashboard.server import DashboardServer
 
 __all__ = ["DashboardServer", "Snapshot", "load_snapshot", "render_page"]

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse import catalog
-from lakehouse.local import delta_rs
+from lakehouse_local import delta_rs
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``spark.readStream.format("cloudFiles")`` (and ``spark.read``) over ``s3://`` prefixes and local
 folders, so the Bronze notebook runs unchanged on a laptop. This module owns option validation, the
 output schema of each format, exactly-once file discovery (the discovery log) and the Arrow-based
-readers. Storage access lives in :mod:`lakehouse.local.storage`.
+readers. Storage access lives in :mod:`lakehouse_local.storage`.
 
 Options (names are case-insensitive, as everywhere in Spark):
 
@@ -87,8 +87,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from lakehouse.local import storage
-from lakehouse.local.storage import FileInfo
+from lakehouse_local import storage
+from lakehouse_local.storage import FileInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,0 @@
-import sys
-
-from lakehouse.local.cli import main
-
-sys.exit(main())

@@ -1,0 +1,28 @@
+"""Bronze micro-batch: the landed lines of a batch, appended once to ``bronze.events``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.pipeline.metrics import MicroBatch, ingest_times
+from lakehouse.tables import Lakehouse, stream_id
+
+
+@dataclass(frozen=True)
+class BronzeBatch:
+    """The ``foreachBatch`` function of the Bronze stream."""
+
+    tables: Lakehouse
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        run = MicroBatch(self.tables.bind(batch.sparkSession), "bronze", stream_id(self.tables.checkpoint("bronze")), batch_id)
+        batch = batch.persist()
+        try:
+            stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
+            run.tables.append(batch, "bronze.events", app_id=run.app_id("bronze.events"), batch_id=batch_id)
+            run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats)
+        finally:
+            batch.unpersist()

@@ -1,0 +1,94 @@
+"""What every micro-batch shares: who it is (:class:`MicroBatch`) and the ``ops.pipeline_metrics`` row it writes.
+
+Ingest→commit latencies come from the same aggregation as a batch's counts (:func:`ingest_times`),
+so recording them costs no extra Spark job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from lakehouse.tables import Lakehouse
+
+log = logging.getLogger(__name__)
+
+COUNTS = ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late")
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-batch of one layer's stream: the tables it writes (bound to the batch's session),
+    the stream's id, the batch id, the event-time watermark Spark ran it with, and when it started."""
+
+    tables: Lakehouse
+    layer: str
+    stream_id: str
+    batch_id: int
+    watermark: datetime | None = None
+    started: float = field(default_factory=time.time)
+
+    def app_id(self, table: str) -> str:
+        """The id of this stream's idempotent writes to ``table``."""
+        return f"{table}:{self.stream_id}"
+
+    def record(self, *, ingest=None, **counts: int) -> None:
+        """Write this batch's ``ops.pipeline_metrics`` row; ``ingest``: its :func:`ingest_times` row, if it had rows."""
+        committed_at = datetime.now(UTC)
+        row = {
+            "layer": self.layer,
+            "stream_id": self.stream_id,
+            "batch_id": self.batch_id,
+            **dict.fromkeys(COUNTS, 0),
+            "late_dropped": 0,
+            "watermark": self.watermark,
+            "latency_p50_s": None,
+            "latency_p95_s": None,
+            "latency_max_s": None,
+            "duration_s": round(time.time() - self.started, 3),
+            "started_at": datetime.fromtimestamp(self.started, UTC).replace(tzinfo=None),
+            "committed_at": committed_at.replace(tzinfo=None),
+        }
+        if ingest is not None:
+            row.update(latencies(ingest, committed_at))
+        row.update(counts)
+        self.tables.upsert_rows(
+            [row], "ops.pipeline_metrics", app_id=f"ops:{self.layer}:{self.stream_id}", batch_id=self.batch_id
+        )
+        log.info("%s batch %s: %s", self.layer, self.batch_id, {k: row[k] for k in COUNTS})
+
+
+def ingest_times(since_col: str, *, where: Column | None = None) -> list[Column]:
+    """Aggregates of a batch's ingest times from which its ingest→commit latency follows at commit.
+
+    Latency (commit time − ingest time) falls as ingest time rises, so its p50 / p95 / max are the
+    commit time minus the ingest times' p50 / p5 / min. They are computed in the same pass as the
+    batch's counts, before the commit time is known. ``where`` limits them to some rows.
+    """
+    seconds = F.col(since_col).cast("double")
+    if where is not None:
+        seconds = F.when(where, seconds)
+    return [
+        F.percentile_approx(seconds, 0.5).alias("_ingest_p50"),
+        F.percentile_approx(seconds, 0.05).alias("_ingest_p05"),
+        F.min(seconds).alias("_ingest_min"),
+    ]
+
+
+def latencies(stats, committed_at: datetime) -> dict[str, float | None]:
+    """``latency_p50_s`` / ``latency_p95_s`` / ``latency_max_s`` from a row of :func:`ingest_times`."""
+    committed = committed_at.timestamp()
+
+    def since(value: float | None) -> float | None:
+        return None if value is None else committed - value
+
+    return {
+        "latency_p50_s": since(stats["_ingest_p50"]),
+        "latency_p95_s": since(stats["_ingest_p05"]),
+        "latency_max_s": since(stats["_ingest_min"]),
+    }

@@ -1,0 +1,106 @@
+"""Silver micro-batch: quarantine invalid lines, deduplicate valid events against Silver, append the new ones.
+
+The stream itself (the notebook's cells) parses Bronze lines against the contract and runs
+``withWatermark`` + ``dropDuplicatesWithinWatermark(["event_id"])``, which bounds the dedup state.
+:func:`with_dedup_verdicts` unions every parsed line with the event_ids that dedup kept, so each
+micro-batch sees both the full input and Spark's verdict: events the watermark dropped are recovered,
+flagged ``is_late``. Silver itself is the long-term dedup memory: a batch looks up its own
+``event_id``s in Silver, so duplicates hours apart are still caught, and appends (once per batch id)
+only the rows Silver does not hold yet. This stream is the only writer of ``silver.events``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.config import PipelineConfig
+from lakehouse.pipeline import spark_internals
+from lakehouse.pipeline.metrics import COUNTS, MicroBatch, ingest_times
+from lakehouse.tables import Lakehouse, stream_id
+from lakehouse.transforms import silver as silver_t
+
+BRANCH = "_branch"
+ALL, KEPT = "all", "kept"
+
+
+def with_dedup_verdicts(parsed: DataFrame, kept: DataFrame) -> DataFrame:
+    """Every parsed line (branch ``all``) and the event_ids the watermark-bounded dedup kept (branch
+    ``kept``), in one stream."""
+    everything = parsed.withColumn(BRANCH, F.lit(ALL))
+    verdicts = kept.select("event_id", F.lit(KEPT).alias(BRANCH))
+    return everything.unionByName(verdicts, allowMissingColumns=True)
+
+
+@dataclass(frozen=True)
+class SilverBatch:
+    """The ``foreachBatch`` function of the Silver stream."""
+
+    tables: Lakehouse
+    cfg: PipelineConfig
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> dict:
+        checkpoint = self.tables.checkpoint("silver")
+        spark = batch.sparkSession
+        run = MicroBatch(
+            self.tables.bind(spark), "silver", stream_id(checkpoint), batch_id,
+            watermark=spark_internals.batch_watermark(spark, checkpoint, batch_id),
+        )
+        return process(run, batch)
+
+
+def process(run: MicroBatch, batch: DataFrame) -> dict:
+    """One Silver micro-batch; returns its counts (as recorded in ``ops.pipeline_metrics``)."""
+    batch = spark_internals.materialize(batch)
+    try:
+        if batch.isEmpty():  # a no-data batch: Spark advanced the watermark and evicted state
+            run.record()
+            return dict.fromkeys(COUNTS, 0)
+        return _deduplicate_and_write(run, batch)
+    finally:
+        spark_internals.release(batch)
+
+
+def _deduplicate_and_write(run: MicroBatch, batch: DataFrame) -> dict:
+    rows = batch.filter(F.col(BRANCH) == ALL).drop(BRANCH)
+    kept_ids = batch.filter(F.col(BRANCH) == KEPT).select("event_id")
+    valid = silver_t.valid_events(rows)
+    existing = run.tables.read_matching(
+        "silver.events", valid, "event_id", columns=["event_id", "payload_hash", "_record_id"]
+    ).persist()
+    classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
+    try:
+        return _write(run, rows, classified)
+    finally:
+        classified.unpersist()
+        existing.unpersist()
+
+
+def _write(run: MicroBatch, rows: DataFrame, classified: DataFrame) -> dict:
+    is_outcome = {name: F.col("_outcome") == name for name in silver_t.OUTCOMES}
+    summary = classified.agg(
+        F.count(F.lit(1)).alias("classified"),
+        *[F.count_if(test).alias(name) for name, test in is_outcome.items()],
+        F.count_if(is_outcome[silver_t.INSERT] & F.col("is_late")).alias("late"),
+        *ingest_times("ingest_time", where=is_outcome[silver_t.INSERT]),
+    ).first()
+    invalid = silver_t.invalid_lines(rows)
+    invalid_count = invalid.count()
+    quarantine = silver_t.quarantine_rows(invalid).unionByName(silver_t.conflicting_quarantine_rows(classified))
+    # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
+    # appended, not merged: a MERGE would join the batch with the whole table, which grows with every batch.
+    run.tables.append(silver_t.silver_rows(classified), "silver.events", app_id=run.app_id("silver.events"),
+                      batch_id=run.batch_id)
+    run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"), batch_id=run.batch_id,
+                      when_matched="ignore")
+    counts = {
+        "rows_in": summary["classified"] + invalid_count,
+        "rows_written": summary[silver_t.INSERT] + summary[silver_t.ALREADY_IN_SILVER],
+        "quarantined": invalid_count + summary[silver_t.CONFLICTING],
+        "duplicates_removed": summary[silver_t.DUPLICATE],
+        "late": summary["late"],
+    }
+    run.record(ingest=summary, **counts)
+    return counts

@@ -1,0 +1,124 @@
+"""The table layer of the local runtime: Delta tables in folders ``<root>/<layer>/<table>``, via delta-rs.
+
+The local session names this class in ``$LAKEHOUSE_TABLES``, so :func:`lakehouse.tables.lakehouse_for`
+returns it to the notebooks. Writes are idempotent per (stream, batch id) through delta-rs app
+transactions, checked before writing (delta-rs records them but does not skip a repeated write).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from lakehouse import catalog
+from lakehouse.catalog import TableSpec
+from lakehouse.tables import Lakehouse, WhenMatched, dedup_on_keys, looks_like_path
+from lakehouse_local import delta_rs
+
+
+class FolderLakehouse(Lakehouse):
+    """Tables in folders under ``location``; checkpoints default to ``<location>/_checkpoints``.
+
+    A bare name (``demo``, as a catalog would be given) becomes the folder ``.lakehouse/<name>``.
+    """
+
+    def __init__(self, spark, location: str, *, checkpoint_root: str | None = None) -> None:
+        if not looks_like_path(location):
+            location = str(Path(".lakehouse") / location)
+        location = str(Path(location).resolve())
+        super().__init__(spark, location, checkpoint_root=checkpoint_root or f"{location}/_checkpoints")
+
+    def path(self, name: str) -> str:
+        """The folder of table ``name`` (``<layer>.<table>``)."""
+        layer, table = name.split(".")
+        return f"{self.location}/{layer}/{table}"
+
+    # -- DDL ------------------------------------------------------------------------------------
+
+    def create_schemas(self) -> None:
+        for layer in catalog.LAYERS:
+            Path(self.location, layer).mkdir(parents=True, exist_ok=True)
+
+    def create_table(self, spec: TableSpec) -> bool:
+        arrow_schema = _arrow_schema(spec)
+        fields = [f.with_metadata({"comment": c.comment}) for f, c in zip(arrow_schema, spec.columns, strict=True)]
+        return delta_rs.create_table(self.path(spec.name), pa.schema(fields), description=spec.comment)
+
+    def exists(self, name: str) -> bool:
+        return delta_rs.table_exists(self.path(name))
+
+    def drop(self, name: str) -> None:
+        shutil.rmtree(self.path(name), ignore_errors=True)
+
+    def remove_checkpoint(self, stream: str) -> None:
+        shutil.rmtree(self.checkpoint(stream), ignore_errors=True)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read(self, name: str, *, columns: list[str] | None = None) -> DataFrame:
+        if columns is None:
+            return self.session.read.format("delta").load(self.path(name))
+        # The Python data source cannot prune columns; delta-rs reads just these, as Arrow.
+        return self._frame(name, delta_rs.read(self.path(name), columns=columns), columns)
+
+    def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
+        # The keys filter the delta-rs scan itself, so a lookup holds only the matching rows,
+        # however large the table grows.
+        wanted = keys.select(key).distinct().toArrow().column(key).combine_chunks()
+        if len(wanted) == 0:
+            return self.empty(name, columns)
+        return self._frame(name, delta_rs.read_matching(self.path(name), key, wanted, columns=columns), columns)
+
+    def read_stream(self, name: str, **options: str) -> DataFrame:
+        return self.session.readStream.format("delta").options(**options).load(self.path(name))
+
+    def _frame(self, name: str, table: pa.Table, columns: list[str]) -> DataFrame:
+        return self.session.createDataFrame(table) if table.num_rows else self.empty(name, columns)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
+        rows = self.conform(df, name).toArrow()
+        return delta_rs.write(self.path(name), rows, mode="append", app_id=app_id, version=batch_id)
+
+    def upsert(
+        self,
+        df: DataFrame,
+        name: str,
+        *,
+        app_id: str,
+        batch_id: int,
+        when_matched: WhenMatched = "update",
+        replace_where: str | None = None,
+        order_by: list[str] | None = None,
+    ) -> None:
+        keys = list(catalog.spec(name).keys)
+        # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
+        # need not shuffle to pick one.
+        source = self.conform(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
+        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
+                    replace_where=replace_where)
+
+    def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
+        source = pa.Table.from_pylist(rows, schema=_arrow_schema(catalog.spec(name)))
+        self._merge(source, name, app_id=app_id, batch_id=batch_id)
+
+    def _merge(self, source: pa.Table, name: str, *, app_id: str, batch_id: int, when_matched: WhenMatched = "update",
+               replace_where: str | None = None) -> None:
+        delta_rs.merge(
+            self.path(name),
+            source,
+            keys=list(catalog.spec(name).keys),
+            app_id=app_id,
+            version=batch_id,
+            when_matched=when_matched,
+            delete_unmatched_where=replace_where,
+        )
+
+
+def _arrow_schema(spec: TableSpec) -> pa.Schema:
+    return to_arrow_schema(spec.struct(), timezone="UTC")
