@@ -24,13 +24,16 @@ setup:
 	  echo "$$want" > $(STAMP) || { echo "error: installing requirements.txt failed (see above); fix and re-run" >&2; exit 1; }; \
 	fi
 
-test: setup
+test: lint
 	@scripts/ensure_chromium.sh
-	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+# Style, the import contracts in pyproject.toml (the package shipped to Databricks imports nothing
+# local-only; dependencies point one way), and dead code.
 lint: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
+	$(VENV)/bin/vulture
 
 demo: setup
 	$(PY) -m lakehouse_local demo

@@ -22,6 +22,8 @@ import shutil
 import time
 from pathlib import Path
 
+from producer import profiles
+
 BENCH_ROOT = Path(".lakehouse/bench")
 PREFIX = "landing/clickstream"
 EVENTS_PER_FILE = 1000
@@ -29,13 +31,6 @@ EVENTS_PER_FILE = 1000
 SIMULATED_RATE = 50.0
 START_TIME = "2026-05-01T00:00:00Z"
 SEED = 20260501
-FAULTS = {
-    "dup_rate": 0.01,
-    "synthetic_dup_rate": 0.002,
-    "late_rate": 0.01,
-    "malformed_rate": 0.002,
-    "invalid_rate": 0.005,
-}
 GENERATOR_VERSION = 1
 READY = "_READY"
 
@@ -74,7 +69,7 @@ def parameters(events: int) -> dict:
         "start_time": START_TIME,
         "seed": SEED,
         "batch_size": EVENTS_PER_FILE,
-        **FAULTS,
+        **profiles.BENCHMARK,
     }
 
 
@@ -112,7 +107,7 @@ def ensure_landing(events: int, *, log=print) -> dict:
         batch_interval_seconds=EVENTS_PER_FILE / SIMULATED_RATE * 2,
         manifest_path=str(side / "manifest.json"),
         progress=False,
-        **FAULTS,
+        **profiles.BENCHMARK,
     )
     began = time.perf_counter()
     manifest = run(config, s3_client=client).to_dict()

@@ -21,17 +21,11 @@ import time
 from pathlib import Path
 
 from lakehouse_local.s3server import LOCAL_CREDENTIALS, EmbeddedS3, free_port
+from producer import profiles
 
 log = logging.getLogger("benchmarks.producer_throughput")
 
 BATCH_SIZE = 1000
-FAULTS = {
-    "dup_rate": 0.02,
-    "synthetic_dup_rate": 0.01,
-    "late_rate": 0.03,
-    "malformed_rate": 0.005,
-    "invalid_rate": 0.01,
-}
 
 
 def _serve(port: int, ready, stop, cpu_seconds) -> None:
@@ -63,7 +57,7 @@ def generation_only(events: int, faults: bool) -> float:
     traffic = TrafficModel(
         rng, users=5000, rate=50_000, click_probability=0.45, add_to_cart_probability=0.3, purchase_probability=0.4
     )
-    stream = LineStream(rng, traffic, **(FAULTS if faults else {}))
+    stream = LineStream(rng, traffic, **(profiles.DEMO if faults else {}))
     start = 1.78e9
     began = time.perf_counter()
     for k in range(events):
@@ -116,7 +110,7 @@ def main() -> None:
                 gzip=args.gzip,
                 manifest_path=str(Path(folder) / "manifest.json"),
                 progress=False,
-                **(FAULTS if args.faults else {}),
+                **(profiles.DEMO if args.faults else {}),
             )
             began, cpu_began = time.perf_counter(), time.process_time()
             manifest = run(config, s3_client=client)

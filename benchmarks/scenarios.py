@@ -340,10 +340,9 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
     Afterwards, every Silver event gets the time its Gold batch committed (see :func:`gold_visibility`)
     and freshness = that time - the event's ``ingest_time`` (when the producer made it).
     """
-    from lakehouse_local.cli import LIVE_FAULTS
     from lakehouse_local.notebooks import run_notebook
     from lakehouse_local.s3server import EmbeddedS3
-    from producer import ProducerConfig, run
+    from producer import ProducerConfig, profiles, run
 
     folder = _fresh("freshness")
     lake = folder / "lakehouse"
@@ -397,7 +396,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
             batch_size=1000,
             batch_interval_seconds=1.0,
             start_time="now",
-            **LIVE_FAULTS,
+            **profiles.LIVE,
             manifest_path=str(folder / "manifest.json"),
             progress=False,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lakehouse import contract
+from lakehouse import contract, rules
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,7 @@ QUARANTINE = TableSpec(
     "Lines that could not become Silver events, with a typed reason; nothing is dropped without a row here or a count.",
     (
         Column("_record_id", "STRING", "Bronze row the line came from."),
-        Column("reason", "STRING", "Typed reason: malformed_json, missing_required_field, invalid_type, "
-               "unsupported_schema_version, invalid_enum, invalid_uuid, invalid_timestamp, invalid_format, "
-               "future_event_time, too_late, conflicting_duplicate."),
+        Column("reason", "STRING", f"Typed reason: {', '.join(rules.QUARANTINE_REASONS)}."),
         Column("field", "STRING", "The offending field ('$' for the whole line)."),
         Column("message", "STRING", "What is wrong, in words."),
         Column("raw_line", "STRING", "The line exactly as it arrived."),

@@ -26,8 +26,9 @@ AVRO_PATH = SCHEMA_DIR / "clickstream.avsc"
 
 # Quarantine reasons that come from the contract itself, in the order they are reported when an
 # event breaks several rules at once. Silver's Spark validator uses the same order.
+MALFORMED_JSON = "malformed_json"
 CONTRACT_REASONS = (
-    "malformed_json",
+    MALFORMED_JSON,
     "missing_required_field",
     "invalid_type",
     "unsupported_schema_version",
@@ -55,6 +56,12 @@ def schema_version(schema: dict[str, Any] | None = None) -> int:
     """The ``schema_version`` value events of this contract carry."""
     schema = schema or load_schema()
     return int(schema["properties"]["schema_version"]["const"])
+
+
+def actions(schema: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The ``action`` values, in funnel order (view, click, add_to_cart, purchase)."""
+    schema = schema or load_schema()
+    return tuple(schema["properties"]["action"]["enum"])
 
 
 def required_fields(schema: dict[str, Any] | None = None) -> list[str]:

@@ -28,10 +28,6 @@ DEMO_PREFIX = "landing/clickstream"
 
 log = logging.getLogger("lakehouse")
 
-
-# Fault rates of a live run (`make follow`, the freshness benchmark): a realistic share of each kind.
-LIVE_FAULTS = {"dup_rate": 0.01, "late_rate": 0.01, "malformed_rate": 0.002, "invalid_rate": 0.005}
-
 def notebook_paths() -> list[Path]:
     return [NOTEBOOKS_DIR / name for name in NOTEBOOKS]
 
@@ -113,7 +109,7 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakehouse_local.s3server import EmbeddedS3
-    from producer import ProducerConfig, run
+    from producer import ProducerConfig, profiles, run
 
     started = time.time()
     demo_dir = DEMO_DIR.resolve()
@@ -138,11 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rate=0.7,
             batch_size=1000,
             batch_interval_seconds=3600,
-            dup_rate=0.02,
-            synthetic_dup_rate=0.005,
-            late_rate=0.02,
-            malformed_rate=0.005,
-            invalid_rate=0.01,
+            **profiles.DEMO,
             manifest_path=str(demo_dir / "manifest.json"),
             progress=False,
         )
@@ -227,7 +219,7 @@ def stop_between_batches(spark, timeout_s: float = 120.0) -> None:
 def cmd_follow(args: argparse.Namespace) -> int:
     from lakehouse_local.notebooks import run_notebook
     from lakehouse_local.s3server import EmbeddedS3
-    from producer import ProducerConfig, run
+    from producer import ProducerConfig, profiles, run
 
     # Absolute: the notebook threads change the working directory while they run.
     folder = Path(".lakehouse/follow").resolve()
@@ -240,7 +232,6 @@ def cmd_follow(args: argparse.Namespace) -> int:
         spark = _session()
         args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         args.lakehouse = str(folder / "lakehouse")
-        args.watermark_delay = args.watermark_delay
         params = pipeline_parameters(args)
         run_notebook(NOTEBOOKS_DIR / NOTEBOOKS[0], spark, params)
         params["trigger"] = args.trigger_interval
@@ -262,7 +253,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
             batch_size=1000,
             batch_interval_seconds=2.0,
             start_time="now",
-            **LIVE_FAULTS,
+            **profiles.LIVE,
             manifest_path=str(folder / "manifest.json"),
             progress=False,
         )

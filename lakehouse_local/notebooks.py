@@ -139,9 +139,3 @@ def run_notebook(path: str | Path, spark, parameters: dict[str, str] | None = No
             code = compile(cell.source, f"{path.name}[cell {cell.index}]", "exec")
             exec(code, namespace)  # noqa: S102 - running the notebook is the point
     return namespace
-
-
-def run_notebooks(paths: list[str | Path], spark, parameters: dict[str, str] | None = None) -> None:
-    """Run notebooks in order with the same parameters, as a Databricks job's tasks would."""
-    for path in paths:
-        run_notebook(path, spark, parameters)

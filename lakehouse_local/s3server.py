@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +71,3 @@ class EmbeddedS3:
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
         )
-
-
-@contextmanager
-def embedded_s3(*, export_env: bool = True) -> Iterator[EmbeddedS3]:
-    server = EmbeddedS3().start(export_env=export_env)
-    try:
-        yield server
-    finally:
-        server.stop()

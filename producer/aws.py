@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lakehouse import contract
+from lakehouse import contract, rules
 from lakehouse.rules import FUTURE_TOLERANCE_MINUTES, MAX_LATENESS_HOURS
 from producer.reconcile import Recount, differences, object_lines
 
@@ -276,9 +276,9 @@ def line_reason(line: str) -> str | None:
         datetime.fromisoformat(event["ingest_time"]) - datetime.fromisoformat(event["event_time"])
     ).total_seconds()
     if lateness > MAX_LATENESS_HOURS * 3600:
-        return "too_late"
+        return rules.TOO_LATE
     if -lateness > FUTURE_TOLERANCE_MINUTES * 60:
-        return "future_event_time"
+        return rules.FUTURE_EVENT_TIME
     return None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -70,10 +69,6 @@ def format_timestamp(seconds: float) -> str:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second_text[whole] = text
     return f"{text}.{ms:03d}Z"
-
-
-def to_datetime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def key_timestamp(seconds: float) -> str:

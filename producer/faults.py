@@ -19,14 +19,9 @@ from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from lakehouse import contract
+from lakehouse import contract, rules
 from lakehouse.rules import FUTURE_TOLERANCE_MINUTES, MAX_LATENESS_HOURS
 from producer.clock import format_timestamp
-
-MALFORMED_REASON = "malformed_json"
-CONFLICTING_DUPLICATE_REASON = "conflicting_duplicate"
-TOO_LATE_REASON = "too_late"
-FUTURE_REASON = "future_event_time"
 
 MIN_LATENESS_SECONDS = 2 * 60.0
 # Late events stay well inside the hard limit so they always belong in Silver.
@@ -126,8 +121,8 @@ INVALID_VARIANTS: tuple[InvalidVariant, ...] = (
     InvalidVariant("invalid_uuid", "event_id_without_hyphens", _event_id_without_hyphens),
     InvalidVariant("invalid_timestamp", "event_time_without_zone", _timestamp_without_zone),
     InvalidVariant("invalid_format", "ip_hash_raw_ipv4", _raw_ip),
-    InvalidVariant(TOO_LATE_REASON, "event_time_days_old", _too_late),
-    InvalidVariant(FUTURE_REASON, "event_time_hours_ahead", _in_the_future),
+    InvalidVariant(rules.TOO_LATE, "event_time_days_old", _too_late),
+    InvalidVariant(rules.FUTURE_EVENT_TIME, "event_time_hours_ahead", _in_the_future),
     InvalidVariant("missing_required_field", "session_id_missing", _without("session_id")),
     InvalidVariant("invalid_type", "page_null", _with("page", None)),
     InvalidVariant("invalid_enum", "device_type_smart_tv", _with("device_type", "smart_tv")),
@@ -149,13 +144,13 @@ def make_invalid(variant: InvalidVariant, event: dict[str, Any], rng: random.Ran
     """Break ``event`` (a valid one, modified in place) the way ``variant`` says, and prove it."""
     value = variant.make(event, rng, ingest)
     found = contract.violation(value)
-    if variant.reason in (TOO_LATE_REASON, FUTURE_REASON):
+    if variant.reason in (rules.TOO_LATE, rules.FUTURE_EVENT_TIME):
         if found is not None:
             raise InjectionError(f"{variant.name} should satisfy the contract but breaks {found.reason}: {value}")
         lateness = ingest - _seconds(value["event_time"])
         broken = (
             lateness > MAX_LATENESS_HOURS * 3600
-            if variant.reason == TOO_LATE_REASON
+            if variant.reason == rules.TOO_LATE
             else -lateness > FUTURE_TOLERANCE_MINUTES * 60
         )
         if not broken:
@@ -172,7 +167,7 @@ def make_malformed(line: str, rng: random.Random) -> str:
     cut = rng.randint(min(12, len(line) - 2), len(line) - 2)
     text = line[:cut].rstrip()
     found = contract.violation_of_line(text)
-    if found is None or found.reason != MALFORMED_REASON:
+    if found is None or found.reason != contract.MALFORMED_JSON:
         raise InjectionError(f"malformed line parses: {text!r}")
     return text
 

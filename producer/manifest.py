@@ -196,10 +196,6 @@ class Manifest:
     def faults_path(self) -> Path:
         return Path(self.local_path).parent / self.faults_file
 
-    def injected_faults(self) -> Iterator[dict[str, Any]]:
-        """One record per injected line (see :class:`GroundTruth`)."""
-        return read_truth(self.faults_path)
-
 
 def check_counts(manifest: dict[str, Any]) -> None:
     """The identities a manifest dict must satisfy; see the module docstring."""
@@ -268,9 +264,3 @@ def read_truth(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         for text in handle:
             if text.strip():
                 yield json.loads(text)
-
-
-def truth_path_of(manifest_path: str | os.PathLike[str]) -> Path:
-    """The truth file named by the manifest at ``manifest_path``."""
-    manifest = load_manifest(manifest_path)
-    return Path(manifest_path).parent / manifest["truth_file"]

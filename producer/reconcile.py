@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lakehouse import contract
+from lakehouse import contract, rules
 from lakehouse.rules import FUTURE_TOLERANCE_MINUTES, MAX_LATENESS_HOURS
 from producer.faults import MIN_LATENESS_SECONDS
 
-ACTIONS = ("view", "click", "add_to_cart", "purchase")
+ACTIONS = contract.actions()
 
 
 @dataclass
@@ -58,17 +58,17 @@ class Recount:
         event_time = datetime.fromisoformat(event["event_time"])
         lateness = (datetime.fromisoformat(event["ingest_time"]) - event_time).total_seconds()
         if lateness > MAX_LATENESS_HOURS * 3600:
-            self.quarantine["too_late"] += 1
+            self.quarantine[rules.TOO_LATE] += 1
             return
         if -lateness > FUTURE_TOLERANCE_MINUTES * 60:
-            self.quarantine["future_event_time"] += 1
+            self.quarantine[rules.FUTURE_EVENT_TIME] += 1
             return
         first = self._first.get(event["event_id"])
         if first is not None:
             if first == line or _payload(json.loads(first)) == _payload(event):
                 self.natural_duplicates += 1
             else:
-                self.quarantine["conflicting_duplicate"] += 1
+                self.quarantine[rules.CONFLICTING_DUPLICATE] += 1
             return
         self._first[event["event_id"]] = line
         self.first_arrivals.append(line)

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse import contract
+from lakehouse import contract, rules
 from lakehouse.rules import MAX_LATENESS_HOURS
 from producer import faults
 from producer.clock import format_timestamp
@@ -29,7 +29,7 @@ SYNTHETIC_DUPLICATE = "synthetic_duplicate"
 MALFORMED = "malformed"
 INVALID = "invalid"
 
-ACTIONS = ("view", "click", "add_to_cart", "purchase")
+ACTIONS = contract.actions()
 # How many earlier valid events duplicates are drawn from (the most recent ones).
 DUPLICATE_POOL_SIZE = 20_000
 # Every this many valid events, one is also validated by jsonschema (the fast path's cross-check).
@@ -94,7 +94,6 @@ class LineStream:
         self._pool_next = 0
         self._invalid_count = 0
         self._valid_count = 0
-        self.lines_made = 0
 
     def _valid(self, event: dict[str, Any], ingest: float, event_time: float, kind: str) -> Line:
         fast_path = self._fast_path
@@ -117,7 +116,6 @@ class LineStream:
 
     def next_line(self, ingest: float) -> Line:
         """The next line, as received by the producer at ``ingest`` (epoch seconds)."""
-        self.lines_made += 1
         kind = VALID
         if self._thresholds:
             draw = self._rng.random()
@@ -139,7 +137,7 @@ class LineStream:
         if kind == MALFORMED:
             event = self.traffic.next_event(ingest)
             text = faults.make_malformed(serialize(event), self._rng)
-            return Line(text, MALFORMED, faults.MALFORMED_REASON, None, event["event_id"])
+            return Line(text, MALFORMED, contract.MALFORMED_JSON, None, event["event_id"])
         if kind == INVALID:
             variant = faults.INVALID_VARIANTS[self._invalid_count % len(faults.INVALID_VARIANTS)]
             self._invalid_count += 1
@@ -169,6 +167,6 @@ class LineStream:
                 event["page"] = rng.choice([p for p in PRODUCT_PAGES[:20] if p != original["page"]])
             self._validate(event)
             return Line(
-                serialize(event), SYNTHETIC_DUPLICATE, faults.CONFLICTING_DUPLICATE_REASON, None, event["event_id"]
+                serialize(event), SYNTHETIC_DUPLICATE, rules.CONFLICTING_DUPLICATE, None, event["event_id"]
             )
         return None

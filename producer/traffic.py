@@ -185,7 +185,6 @@ class TrafficModel:
             1, min(max(1, users // 2), MAX_CONCURRENT_SESSIONS, round(rate * MEAN_SECONDS_BETWEEN_SESSION_EVENTS))
         )
         self.sessions_started = 0
-        self.sessions_timed_out = 0
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -239,7 +238,6 @@ class TrafficModel:
         if event_time - session.last_time > SESSION_TIMEOUT_SECONDS and session.last_time != float("-inf"):
             # The user was inactive for longer than the timeout: that session is over, this is a new one.
             self._end_session(session)
-            self.sessions_timed_out += 1
             session = self._start_session(session.user_index)
         return session
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESOURCES = Path(__file__).resolve().parent / "resources"
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +60,9 @@ def e2e_lakehouse(spark, e2e_landing, tmp_path_factory):
     """The notebooks 00-03 run over ``e2e_landing``: a small demo lakehouse shared by the tests that query it."""
     from support import params
 
-    from lakehouse_local.cli import notebook_paths
-    from lakehouse_local.notebooks import run_notebooks
+    from lakehouse_local.cli import run_pipeline
     from lakehouse_local.tables import FolderLakehouse
 
     root = tmp_path_factory.mktemp("lakehouse") / "lh"
-    run_notebooks(notebook_paths(), spark, params(e2e_landing["landing"], root))
+    run_pipeline(spark, params(e2e_landing["landing"], root))
     return FolderLakehouse(spark, str(root))

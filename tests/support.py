@@ -26,7 +26,7 @@ def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
 
 def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_size: int, seed: int) -> dict:
     """A producer run with every fault rate non-zero, spread over a few hours of event time."""
-    from producer import ProducerConfig, run
+    from producer import ProducerConfig, profiles, run
 
     s3.create_bucket(Bucket=bucket)
     manifest = run(
@@ -41,11 +41,7 @@ def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_si
             batch_size=batch_size,
             batch_interval_seconds=7200,
             users=300,
-            dup_rate=0.03,
-            synthetic_dup_rate=0.01,
-            late_rate=0.05,
-            malformed_rate=0.01,
-            invalid_rate=0.02,
+            **profiles.TESTS,
             manifest_path=str(folder / "manifest.json"),
             progress=False,
         ),

@@ -20,8 +20,7 @@ from support import params as _params
 from support import produce as _produce
 
 from lakehouse import reconcile
-from lakehouse_local.cli import notebook_paths
-from lakehouse_local.notebooks import run_notebooks
+from lakehouse_local.cli import run_pipeline
 from lakehouse_local.tables import FolderLakehouse
 
 pytestmark = pytest.mark.e2e
@@ -185,7 +184,7 @@ def test_rerunning_the_notebooks_changes_nothing(spark, lakehouse, landed):
 
     versions = {s.name: DeltaTable(lakehouse.path(s.name)).version() for s in catalog.ALL_TABLES}
     before = gold_snapshot(lakehouse)
-    run_notebooks(notebook_paths(), spark, _params(landed["landing"], Path(lakehouse.location)))
+    run_pipeline(spark, _params(landed["landing"], Path(lakehouse.location)))
     assert gold_snapshot(lakehouse) == before
     data_tables = [s.name for s in catalog.ALL_TABLES if s.name != "ops.pipeline_metrics"]
     assert {n: DeltaTable(lakehouse.path(n)).version() for n in data_tables} == {n: versions[n] for n in data_tables}
@@ -220,7 +219,7 @@ def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp
     expected_silver = small["manifest"]["counts"]["valid_unique_events"]
     assert interrupted.read("silver.events").count() < expected_silver
 
-    run_notebooks(notebook_paths(), spark, _params(small["landing"], root, max_files_per_trigger="2"))
+    run_pipeline(spark, _params(small["landing"], root, max_files_per_trigger="2"))
     ids = [r.event_id for r in interrupted.read("silver.events").select("event_id").collect()]
     assert len(ids) == len(set(ids)) == expected_silver
     from lakehouse import catalog
@@ -271,7 +270,7 @@ def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path
     cached_before = _persistent_rdds(spark)
     for index, lines in enumerate(drops):
         (landing / f"drop-{index}.jsonl").write_text("\n".join(lines) + "\n")
-        run_notebooks(notebook_paths(), spark, _params(str(landing), root))
+        run_pipeline(spark, _params(str(landing), root))
     # Every micro-batch releases what it cached or checkpointed: a long run must not fill memory.
     assert _persistent_rdds(spark) - cached_before == set()
     lakehouse = FolderLakehouse(spark, str(root))

@@ -327,7 +327,6 @@ class JitteryClock(SimulatedClock):
     def __init__(self, start: float, seed: int = 3) -> None:
         super().__init__(start)
         self.rng = random.Random(seed)
-        self.slept = 0.0
         self.sleeps = 0
 
     def time(self) -> float:
@@ -338,7 +337,6 @@ class JitteryClock(SimulatedClock):
         if seconds > 0:
             actual = seconds * (1.0 + self.rng.uniform(0.0, 0.3))
             self.sleeps += 1
-            self.slept += actual
             self._now += actual
 
 

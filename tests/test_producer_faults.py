@@ -54,12 +54,10 @@ class PutFaults:
         self.land_then_fail = set(land_then_fail or ())
         self.side_client = side_client
         self.always_fail_after = always_fail_after
-        self.calls = 0
         self.injected = 0
         self.puts_by_key: dict[str, int] = {}
 
     def __call__(self, request, **_: object):
-        self.calls += 1
         key = unquote(request.url.split("/", 4)[-1].split("?")[0])
         self.puts_by_key[key] = self.puts_by_key.get(key, 0) + 1
         landing = "/landing/" in request.url

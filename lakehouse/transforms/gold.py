@@ -9,7 +9,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-ACTIONS = ("view", "click", "add_to_cart", "purchase")
+from lakehouse import contract
+
+ACTIONS = contract.actions()
 UNKNOWN = "unknown"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import catalog, contract
+from lakehouse import catalog, contract, rules
 from lakehouse.transforms import validation
 
 VIOLATION = "_violation"
@@ -42,7 +42,7 @@ def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future
         F.when(
             future,
             _violation(
-                "future_event_time",
+                rules.FUTURE_EVENT_TIME,
                 "event_time",
                 F.format_string(
                     f"event_time is %.0f s after ingest_time (tolerance {future_tolerance_minutes:g} minutes)", -lateness_s
@@ -52,7 +52,7 @@ def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future
         .when(
             too_late,
             _violation(
-                "too_late",
+                rules.TOO_LATE,
                 "event_time",
                 F.format_string(
                     f"event arrived %.1f hours after event_time (limit {max_lateness_hours:g} hours)", lateness_s / 3600.0
@@ -95,7 +95,7 @@ def quarantine_rows(rows: DataFrame, *, quarantined_at=None) -> DataFrame:
 INSERT = "insert"
 ALREADY_IN_SILVER = "already_in_silver"  # the row itself was committed by an earlier attempt of this batch
 DUPLICATE = "duplicate"
-CONFLICTING = "conflicting_duplicate"
+CONFLICTING = rules.CONFLICTING_DUPLICATE
 OUTCOMES = (INSERT, ALREADY_IN_SILVER, DUPLICATE, CONFLICTING)
 
 

@@ -76,10 +76,6 @@ def with_json_map(df: DataFrame, *, value_col: str = "value", schema: dict[str, 
     return with_map.select("*", *helpers)
 
 
-def drop_helpers(df: DataFrame) -> DataFrame:
-    return df.drop("_json_map", *[c for c in df.columns if c.startswith(HELPER_PREFIX)])
-
-
 def _field_checks(name: str, prop: dict[str, Any], required: bool) -> list[tuple[str, Column, Column]]:
     """(reason, failing condition, message) for one contract field, in reporting order."""
     json_type, nullable = contract._json_types(prop)

@@ -18,12 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse import catalog
+from lakehouse import catalog, contract
 from lakehouse_local import delta_rs
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("view", "click", "add_to_cart", "purchase")
+ACTIONS = contract.actions()
 PIPELINE_LAYERS = ("bronze", "silver", "gold")
 DEFAULT_WINDOW_HOURS = 3
 TOP_COUNTRIES = 10

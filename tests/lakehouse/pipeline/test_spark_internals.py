@@ -1,0 +1,46 @@
+"""The Spark behaviour :mod:`lakehouse.pipeline.spark_internals` relies on, pinned: a Spark upgrade that
+changes it fails here."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+from lakehouse.pipeline.spark_internals import batch_watermark
+
+
+def test_the_offset_log_holds_the_watermark_each_micro_batch_ran_with(spark, tmp_path):
+    landing, checkpoint = tmp_path / "landing", str(tmp_path / "checkpoint")
+    landing.mkdir()
+    for hour in (10, 11, 12):  # one file per micro-batch, each an hour of event time later
+        path = landing / f"{hour}.json"
+        path.write_text(json.dumps({"id": hour, "t": f"2026-11-20T{hour}:00:00Z"}) + "\n")
+        os.utime(path, (1_700_000_000 + hour, 1_700_000_000 + hour))  # read in this order
+    seen: dict[int, datetime | None] = {}
+
+    def record(batch, batch_id: int) -> None:
+        batch.count()  # a stateful batch must be run in full, or its state stores never commit
+        seen[batch_id] = batch_watermark(batch.sparkSession, checkpoint, batch_id)
+
+    query = (
+        spark.readStream.schema("id INT, t TIMESTAMP").option("maxFilesPerTrigger", 1).json(str(landing))
+        .withWatermark("t", "10 minutes")
+        .dropDuplicatesWithinWatermark(["id"])
+        .writeStream.foreachBatch(record)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+    # Batch N runs with the watermark of what batches before it saw: newest event_time - delay.
+    assert seen[0] is None
+    assert seen[1] == datetime(2026, 11, 20, 9, 50)
+    assert seen[2] == datetime(2026, 11, 20, 10, 50)
+    progress = {p["batchId"]: p["eventTime"].get("watermark") for p in query.recentProgress}
+    assert progress[2] == "2026-11-20T10:50:00.000Z"
+
+
+def test_no_offset_log_means_no_watermark(spark, tmp_path):
+    assert batch_watermark(spark, str(tmp_path / "nothing"), 0) is None

@@ -1,0 +1,163 @@
+"""The Databricks table layer, checked by the calls it makes: Delta Lake's writer and MERGE are faked, so a
+typo in a MERGE condition, an idempotency option or a table name fails here, not first on a workspace."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehouse import catalog
+from lakehouse.unity_catalog import UnityCatalogLakehouse
+
+CHECKPOINTS = "/Volumes/clickstream/ops/checkpoints"
+
+
+class Recorder:
+    """Records every call made on it and on what its calls return, as (path, args, kwargs)."""
+
+    def __init__(self, log: list, path: str = "") -> None:
+        self._log, self._path = log, path
+
+    def __getattr__(self, name: str) -> Recorder:
+        return Recorder(self._log, f"{self._path}.{name}" if self._path else name)
+
+    def __call__(self, *args, **kwargs) -> Recorder:
+        self._log.append((self._path, args, kwargs))
+        return Recorder(self._log, self._path + "()")
+
+
+class FakeFrame(Recorder):
+    """A source DataFrame: selecting or deduplicating it gives it back, its writer records."""
+
+    def select(self, *columns) -> FakeFrame:
+        self._log.append(("select", tuple(str(c) for c in columns), {}))
+        return self
+
+    def dropDuplicates(self, keys) -> FakeFrame:  # noqa: N802 - PySpark's name
+        self._log.append(("dropDuplicates", (list(keys),), {}))
+        return self
+
+    def alias(self, name: str) -> FakeFrame:
+        self._log.append(("alias", (name,), {}))
+        return self
+
+
+class FakeSession(Recorder):
+    def __init__(self, log: list, existing: set[str] = frozenset()) -> None:
+        super().__init__(log, "spark")
+        self.existing = existing
+
+    def sql(self, text: str):
+        self._log.append(("spark.sql", (" ".join(text.split()),), {}))
+
+        class Result:
+            def collect(self) -> list:  # SHOW CATALOGS finds none
+                return []
+
+        return Result()
+
+    @property
+    def catalog(self):
+        existing = self.existing
+
+        class Catalog:
+            def tableExists(self, name: str) -> bool:  # noqa: N802 - PySpark's name
+                return name in existing
+
+        return Catalog()
+
+
+@pytest.fixture
+def calls(spark):  # the Spark session makes column expressions; nothing runs on it
+    return []
+
+
+def _lakehouse(calls, existing=frozenset()):
+    return UnityCatalogLakehouse(FakeSession(calls, existing), "clickstream", checkpoint_root=CHECKPOINTS)
+
+
+def test_append_is_a_delta_save_with_the_stream_and_batch_as_txn_app_id_and_version(calls):
+    _lakehouse(calls).append(FakeFrame(calls), "silver.events", app_id="silver.events:abc", batch_id=7)
+
+    writes = [(path, args) for path, args, _ in calls if path.startswith("write")]
+    assert writes == [
+        ("write.format", ("delta",)),
+        ("write.format().option", ("txnAppId", "silver.events:abc")),
+        ("write.format().option().option", ("txnVersion", 7)),
+        ("write.format().option().option().mode", ("append",)),
+        ("write.format().option().option().mode().saveAsTable", ("`clickstream`.`silver`.`events`",)),
+    ]
+    selected = next(args for path, args, _ in calls if path == "select")
+    assert len(selected) == len(catalog.SILVER_EVENTS.columns)  # the table's columns, in its order
+
+
+@pytest.fixture
+def delta_table(monkeypatch, calls):
+    import delta.tables
+
+    fake = Recorder(calls, "DeltaTable")
+    monkeypatch.setattr(delta.tables, "DeltaTable", fake)
+    return fake
+
+
+def _merge_calls(calls):
+    return [(path.replace("()", ""), args, kwargs) for path, args, kwargs in calls if path.startswith("DeltaTable")]
+
+
+def test_upsert_merges_null_safely_on_the_keys_and_replaces_the_given_days(calls, delta_table):
+    lakehouse = _lakehouse(calls)
+    lakehouse.upsert(FakeFrame(calls), "gold.traffic_daily", app_id="g", batch_id=3,
+                     replace_where="target.event_date IN (DATE'2026-11-20')")
+
+    keys = catalog.TRAFFIC_DAILY.keys
+    assert ("dropDuplicates", (list(keys),), {}) in calls
+    condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
+    merge = _merge_calls(calls)
+    assert merge[0][0] == "DeltaTable.forName" and merge[0][1][1] == "`clickstream`.`gold`.`traffic_daily`"
+    assert [(path.rsplit(".", 1)[-1], args, kwargs) for path, args, kwargs in merge[1:]] == [
+        ("alias", ("target",), {}),
+        ("merge", (merge[2][1][0], condition), {}),
+        ("whenMatchedUpdateAll", (), {}),
+        ("whenNotMatchedInsertAll", (), {}),
+        ("whenNotMatchedBySourceDelete", (), {"condition": "target.event_date IN (DATE'2026-11-20')"}),
+        ("execute", (), {}),
+    ]
+
+
+def test_insert_only_upsert_leaves_matched_rows_alone(calls, delta_table):
+    _lakehouse(calls).upsert(FakeFrame(calls), "silver.quarantine", app_id="q", batch_id=0, when_matched="ignore")
+
+    steps = [path.rsplit(".", 1)[-1] for path, _, _ in _merge_calls(calls)]
+    assert steps == ["forName", "alias", "merge", "whenNotMatchedInsertAll", "execute"]
+    merge = next(args for path, args, _ in _merge_calls(calls) if path.endswith(".merge"))
+    assert merge[1] == "target.`_record_id` <=> source.`_record_id`"
+
+
+def test_no_spark_conf_is_set_and_nothing_is_cached(calls, delta_table):
+    lakehouse = _lakehouse(calls)
+    lakehouse.upsert(FakeFrame(calls), "gold.daily_kpis", app_id="g", batch_id=1)
+    lakehouse.append(FakeFrame(calls), "bronze.events", app_id="b", batch_id=1)
+
+    assert not [path for path, _, _ in calls if path.startswith("spark.conf") or "persist" in path or "cache" in path]
+
+
+def test_ddl_creates_the_catalog_only_when_missing_and_every_layer_schema(calls):
+    lakehouse = _lakehouse(calls)
+    lakehouse.create_schemas()
+    created = lakehouse.create_table(catalog.DAILY_KPIS)
+
+    statements = [args[0] for path, args, _ in calls if path == "spark.sql"]
+    assert statements[:2] == ["SHOW CATALOGS LIKE 'clickstream'", "CREATE CATALOG IF NOT EXISTS `clickstream`"]
+    assert [s.split(" COMMENT")[0] for s in statements[2:6]] == [
+        f"CREATE SCHEMA IF NOT EXISTS `clickstream`.`{layer}`" for layer in catalog.LAYERS
+    ]
+    assert statements[6].startswith("CREATE TABLE IF NOT EXISTS `clickstream`.`gold`.`daily_kpis` (`event_date` DATE COMMENT")
+    assert statements[6].endswith("USING DELTA COMMENT 'Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.'")
+    assert created is True
+    assert _lakehouse([], existing={"clickstream.gold.daily_kpis"}).create_table(catalog.DAILY_KPIS) is False
+
+
+def test_a_path_is_refused_as_a_catalog_and_a_checkpoint_root_is_required():
+    with pytest.raises(ValueError, match="Unity Catalog: pass a catalog name"):
+        UnityCatalogLakehouse(None, ".lakehouse/demo", checkpoint_root=CHECKPOINTS)
+    with pytest.raises(ValueError, match="checkpoint_root"):
+        UnityCatalogLakehouse(None, "clickstream")
