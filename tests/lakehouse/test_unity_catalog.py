@@ -91,19 +91,19 @@ def test_append_is_a_delta_save_with_the_stream_and_batch_as_txn_app_id_and_vers
 
 
 @pytest.fixture
-def delta_table(monkeypatch, calls):
+def fake_delta_table(monkeypatch, calls):
+    """``delta.tables.DeltaTable`` replaced by a recorder of its calls."""
     import delta.tables
 
-    fake = Recorder(calls, "DeltaTable")
-    monkeypatch.setattr(delta.tables, "DeltaTable", fake)
-    return fake
+    monkeypatch.setattr(delta.tables, "DeltaTable", Recorder(calls, "DeltaTable"))
 
 
 def _merge_calls(calls):
     return [(path.replace("()", ""), args, kwargs) for path, args, kwargs in calls if path.startswith("DeltaTable")]
 
 
-def test_upsert_merges_null_safely_on_the_keys_and_replaces_the_given_days(calls, delta_table):
+@pytest.mark.usefixtures("fake_delta_table")
+def test_upsert_merges_null_safely_on_the_keys_and_replaces_the_given_days(calls):
     lakehouse = _lakehouse(calls)
     lakehouse.upsert(FakeFrame(calls), "gold.traffic_daily", app_id="g", batch_id=3,
                      replace_where="target.event_date IN (DATE'2026-11-20')")
@@ -123,7 +123,8 @@ def test_upsert_merges_null_safely_on_the_keys_and_replaces_the_given_days(calls
     ]
 
 
-def test_insert_only_upsert_leaves_matched_rows_alone(calls, delta_table):
+@pytest.mark.usefixtures("fake_delta_table")
+def test_insert_only_upsert_leaves_matched_rows_alone(calls):
     _lakehouse(calls).upsert(FakeFrame(calls), "silver.quarantine", app_id="q", batch_id=0, when_matched="ignore")
 
     steps = [path.rsplit(".", 1)[-1] for path, _, _ in _merge_calls(calls)]
@@ -132,7 +133,8 @@ def test_insert_only_upsert_leaves_matched_rows_alone(calls, delta_table):
     assert merge[1] == "target.`_record_id` <=> source.`_record_id`"
 
 
-def test_no_spark_conf_is_set_and_nothing_is_cached(calls, delta_table):
+@pytest.mark.usefixtures("fake_delta_table")
+def test_no_spark_conf_is_set_and_nothing_is_cached(calls):
     lakehouse = _lakehouse(calls)
     lakehouse.upsert(FakeFrame(calls), "gold.daily_kpis", app_id="g", batch_id=1)
     lakehouse.append(FakeFrame(calls), "bronze.events", app_id="b", batch_id=1)
