@@ -16,12 +16,13 @@ import logging
 import os
 import random
 import time
-from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+
+from lakehouse_local import storage
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,17 @@ class DeltaTableNotFoundError(FileNotFoundError):
 def table_path(path: str | os.PathLike[str]) -> str:
     """The absolute local folder of a table given as a path or a ``file://`` URI.
 
-    Only local tables are supported by the local runtime; other schemes fail with the fix.
+    :func:`lakehouse_local.storage.local_path` with a check first: only local tables are supported by
+    the local runtime, so other schemes fail with the fix.
     """
     text = os.fspath(path)
-    parsed = urlparse(text)
-    if parsed.scheme == "file":
-        text = unquote(parsed.path)
-    elif parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
+    scheme = urlparse(text).scheme
+    if scheme != "file" and len(scheme) > 1:  # one letter is a Windows drive
         raise ValueError(
-            f"Delta table path {text!r} uses the {parsed.scheme}:// scheme; the local runtime keeps "
+            f"Delta table path {text!r} uses the {scheme}:// scheme; the local runtime keeps "
             "tables in a local folder. Point the lakehouse root at a local directory."
         )
-    return str(Path(text).expanduser().absolute())
+    return str(storage.local_path(text))
 
 
 def table_exists(path: str) -> bool:

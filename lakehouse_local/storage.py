@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,18 @@ def split_s3(uri: str) -> tuple[str, str, str]:
     return scheme + "://", bucket, key
 
 
-def local_path(uri: str) -> Path:
-    """The filesystem path of a local URI (``file:///x``, ``file:/x`` or a plain path)."""
-    if uri.startswith("file://"):
-        uri = unquote(uri[len("file://") :])
-    elif uri.startswith("file:"):
-        uri = unquote(uri[len("file:") :])
-    return Path(uri).expanduser().absolute()
+def local_path(uri: str | os.PathLike[str]) -> Path:
+    """The absolute filesystem path of a local URI (``file:///x``, ``file:/x``) or a plain path.
+
+    The one URI-to-path conversion of the local runtime: the sources and delta-rs's table paths
+    (:func:`lakehouse_local.delta_rs.table_path`) go through it. Other schemes are not checked here;
+    callers decide first whether a URI is local (:func:`is_s3`).
+    """
+    text = os.fspath(uri)
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        text = unquote(parsed.path)
+    return Path(text).expanduser().absolute()
 
 
 def local_uri(path: str | Path) -> str:

@@ -433,14 +433,14 @@ def test_discovery_log_survives_reopen_and_compaction(tmp_path, monkeypatch):
 
 
 def test_offsets_honour_read_limits_and_list_only_when_needed(tmp_path, monkeypatch):
-    from lakehouse_local.sources import cloudfiles
+    from lakehouse_local.sources.cloudfiles import readers
 
     landing = tmp_path / "landing"
     for n in range(1, 6):
         write_local(landing, f"{n}.txt", "x" * n, mtime_s=1_714_557_600 + n)
     listings = []
-    real_list = cloudfiles.list_source_files
-    monkeypatch.setattr(cloudfiles, "list_source_files", lambda options: listings.append(1) or real_list(options))
+    real_list = readers.list_source_files
+    monkeypatch.setattr(readers, "list_source_files", lambda options: listings.append(1) or real_list(options))
     reader = _stream_reader(landing, tmp_path / "schema", **{"cloudFiles.maxFilesPerTrigger": "2"})
 
     start = reader.initialOffset()
@@ -469,15 +469,16 @@ def test_offsets_from_another_discovery_log_are_refused(tmp_path):
 
 
 def _json_rows(text: str, schema: T.StructType, *, force_per_line: bool = False) -> list[dict]:
-    from lakehouse_local.sources import cloudfiles
+    from lakehouse_local.sources.cloudfiles.json_conversion import json_fast, json_slow
+    from lakehouse_local.sources.cloudfiles.layout import OutputLayout, assemble
 
     options = CloudFilesOptions.from_options({"cloudFiles.format": "json", "path": "/landing"})
-    layout = cloudfiles.OutputLayout.for_schema(schema, options)
+    layout = OutputLayout.for_schema(schema, options)
     info = FileInfo("s3://b/landing/f.jsonl", len(text), 0)
     data = text.encode("utf-8")
-    parsed = None if force_per_line else cloudfiles._json_fast(data, info, layout)
-    columns, rows, rescued, corrupt = parsed or cloudfiles._json_slow(data, info, layout)
-    return cloudfiles._assemble(columns, rows, rescued, corrupt, info, layout, layout.arrow_schema).to_pylist()
+    parsed = None if force_per_line else json_fast(data, info, layout)
+    columns, rows, rescued, corrupt = parsed or json_slow(data, info, layout)
+    return assemble(columns, rows, rescued, corrupt, info, layout, layout.arrow_schema).to_pylist()
 
 
 def test_arrow_and_per_line_parsing_agree_on_unknown_fields():

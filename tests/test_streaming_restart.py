@@ -27,7 +27,7 @@ from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
 from lakehouse_local import delta_rs
-from lakehouse_local.sources.delta import HOLD_ENV, HOLD_MARKERS_ENV
+from lakehouse_local.sources.delta.fault_injection import HOLD_ENV, HOLD_MARKERS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).resolve().parent / "resources" / "streaming" / "stream_to_delta.py"

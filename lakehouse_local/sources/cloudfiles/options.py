@@ -1,0 +1,136 @@
+"""The options of a ``cloudFiles`` read: which are accepted, and their validated values.
+
+Names are case-insensitive, as everywhere in Spark:
+
+``cloudFiles.format``               ``json`` (JSON lines) or ``text``; required.
+``cloudFiles.schemaLocation``       required for streams; holds the discovery log (``_discovery/``).
+``cloudFiles.maxFilesPerTrigger``   files admitted per micro-batch (default 1000), also under
+                                    ``trigger(availableNow=True)``.
+``cloudFiles.maxBytesPerTrigger``   soft byte cap per micro-batch (``"10m"``, ``"1g"``, bytes); a batch
+                                    always takes at least one file. With both caps, the first reached wins.
+``cloudFiles.includeExistingFiles`` ``true`` (default) or ``false``: skip files present when a new
+                                    checkpoint starts.
+``cloudFiles.schemaEvolutionMode``  ``rescue`` or ``none`` (the schema never evolves here).
+``cloudFiles.validateOptions``      accepted; options are always validated.
+``path``, ``pathGlobFilter`` (file-name glob), ``rescuedDataColumn``, ``columnNameOfCorruptRecord``,
+``recursiveFileLookup`` (listing is always recursive, as Auto Loader's is).
+
+Anything else raises ``ValueError`` naming the option (see :mod:`lakehouse_local.sources.options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from lakehouse_local import storage
+from lakehouse_local.sources.options import SourceOptions
+
+SUPPORTED_FORMATS = ("json", "text")
+DEFAULT_RESCUED_DATA_COLUMN = "_rescued_data"
+DEFAULT_CORRUPT_RECORD_COLUMN = "_corrupt_record"
+SCHEMA_EVOLUTION_MODES = ("rescue", "none")
+
+# Every accepted option, as users spell it.
+CLOUD_FILES_OPTIONS = (
+    "cloudFiles.format",
+    "cloudFiles.schemaLocation",
+    "cloudFiles.maxFilesPerTrigger",
+    "cloudFiles.maxBytesPerTrigger",
+    "cloudFiles.includeExistingFiles",
+    "cloudFiles.schemaEvolutionMode",
+    "cloudFiles.validateOptions",
+)
+GENERIC_OPTIONS = ("path", "pathGlobFilter", "rescuedDataColumn", "columnNameOfCorruptRecord", "recursiveFileLookup")
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudFilesOptions:
+    """Validated options of one ``cloudFiles`` read."""
+
+    path: str
+    file_format: str
+    schema_location: str | None = None
+    max_files_per_trigger: int | None = None
+    max_bytes_per_trigger: int | None = None
+    include_existing_files: bool = True
+    schema_evolution_mode: str | None = None
+    path_glob_filter: str | None = None
+    rescued_data_column: str = DEFAULT_RESCUED_DATA_COLUMN
+    rescued_data_column_requested: bool = False
+    corrupt_record_column: str = DEFAULT_CORRUPT_RECORD_COLUMN
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> CloudFilesOptions:
+        opts = SourceOptions(options, context="cloudFiles source")
+        opts.check(
+            [*CLOUD_FILES_OPTIONS, *GENERIC_OPTIONS],
+            source="cloudFiles",
+            remedy=f"Remove the option or implement it in {__package__}.",
+        )
+
+        file_format = opts.get("cloudFiles.format")
+        if not file_format:
+            raise ValueError("cloudFiles source: option 'cloudFiles.format' is required (one of: json, text).")
+        file_format = file_format.strip().lower()
+        if file_format not in SUPPORTED_FORMATS:
+            raise ValueError(
+                f"cloudFiles source: cloudFiles.format '{file_format}' is not supported locally; "
+                f"supported formats: {', '.join(SUPPORTED_FORMATS)}."
+            )
+
+        path = opts.get("path")
+        if not path:
+            raise ValueError(
+                "cloudFiles source: no input path; call .load('s3://bucket/prefix') or .load('/local/folder')."
+            )
+        if any(char in path for char in "*?[{"):
+            raise ValueError(
+                f"cloudFiles source: glob patterns in the path ({path!r}) are not supported; load the folder "
+                "and use the 'pathGlobFilter' option for file names."
+            )
+
+        mode = opts.get("cloudFiles.schemaEvolutionMode")
+        if mode is not None:
+            mode = mode.strip().lower()
+            if mode not in SCHEMA_EVOLUTION_MODES:
+                raise ValueError(
+                    f"cloudFiles source: cloudFiles.schemaEvolutionMode '{mode}' is not supported locally "
+                    f"(the schema never evolves here); use one of: {', '.join(SCHEMA_EVOLUTION_MODES)}."
+                )
+        opts.flag("cloudFiles.validateOptions", True)
+        opts.flag("recursiveFileLookup", True)
+
+        max_files = opts.integer("cloudFiles.maxFilesPerTrigger", positive=True)
+        max_bytes = opts.get("cloudFiles.maxBytesPerTrigger")
+        schema_location = opts.get("cloudFiles.schemaLocation")
+        rescued = opts.get("rescuedDataColumn")
+        return cls(
+            path=storage.normalize(path),
+            file_format=file_format,
+            schema_location=storage.normalize(schema_location) if schema_location else None,
+            max_files_per_trigger=max_files,
+            max_bytes_per_trigger=parse_byte_size(max_bytes, "cloudFiles.maxBytesPerTrigger")
+            if max_bytes is not None
+            else None,
+            include_existing_files=opts.flag("cloudFiles.includeExistingFiles", True),
+            schema_evolution_mode=mode,
+            path_glob_filter=opts.get("pathGlobFilter") or None,
+            rescued_data_column=rescued or DEFAULT_RESCUED_DATA_COLUMN,
+            rescued_data_column_requested=bool(rescued) or mode == "rescue",
+            corrupt_record_column=opts.get("columnNameOfCorruptRecord") or DEFAULT_CORRUPT_RECORD_COLUMN,
+        )
+
+
+_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_byte_size(value: str, option: str = "size") -> int:
+    """``"10m"`` → 10485760. Units are powers of 1024, as in Spark's byte strings."""
+    match = _BYTE_SIZE.match(value)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(
+            f"cloudFiles source: {option} must be a positive byte size such as '10m' or '1g', got {value!r}."
+        )
+    return int(match.group(1)) * 1024 ** "_kmgtp".index(match.group(2).lower() or "_")

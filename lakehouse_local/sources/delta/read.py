@@ -1,0 +1,140 @@
+"""Reading a Delta table's data files: grouping them into Spark partitions, Parquet into Arrow, batch reads.
+
+Each file is read with pyarrow and returned as record batches of exactly the Spark schema's Arrow
+type: partition columns are restored from the log's partition values, columns the table gained after
+a file was written are null.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+from pyspark.sql.datasource import DataSourceReader, InputPartition
+from pyspark.sql.types import StructType
+
+from lakehouse_local import storage
+from lakehouse_local.sources.delta.errors import DeltaSourceError
+from lakehouse_local.sources.delta.log import DataFile, snapshot_files
+from lakehouse_local.sources.options import SourceOptions
+
+MAX_PARTITION_BYTES = 128 * 1024 * 1024
+MAX_FILES_PER_PARTITION = 256
+
+
+class DeltaFilesPartition(InputPartition):
+    """A group of data files read by one Spark task."""
+
+    def __init__(self, table: str, files: list[DataFile]) -> None:
+        super().__init__(None)
+        self.table = table
+        self.files = files
+
+    def __repr__(self) -> str:
+        return f"DeltaFilesPartition({self.table}, {len(self.files)} files)"
+
+
+def group_files(table: str, files: Sequence[DataFile]) -> list[DeltaFilesPartition]:
+    """Files packed in order into partitions of at most 128 MiB (and 256 files) each."""
+    partitions: list[DeltaFilesPartition] = []
+    current: list[DataFile] = []
+    size = 0
+    for data_file in files:
+        if current and (size + data_file.size > MAX_PARTITION_BYTES or len(current) >= MAX_FILES_PER_PARTITION):
+            partitions.append(DeltaFilesPartition(table, current))
+            current, size = [], 0
+        current.append(data_file)
+        size += data_file.size
+    if current:
+        partitions.append(DeltaFilesPartition(table, current))
+    return partitions
+
+
+def read_files(partition: DeltaFilesPartition, schema: StructType) -> Iterator[pa.RecordBatch]:
+    """The rows of ``partition``'s files as record batches of exactly ``schema``'s Arrow type."""
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(schema, timezone="UTC")
+    # Spark plans one empty partition of its own when a snapshot has no files.
+    for data_file in getattr(partition, "files", []):
+        partition_values = dict(data_file.partition_values)
+        parquet = pq.ParquetFile(_data_file_path(partition.table, data_file.path))
+        in_file = set(parquet.schema_arrow.names)
+        columns = [f.name for f in arrow_schema if f.name in in_file and f.name not in partition_values]
+        if columns:
+            batches = parquet.iter_batches(columns=columns, use_threads=False)
+        else:  # only partition columns are read: the file gives the row count
+            batches = iter([_row_count_batch(parquet.metadata.num_rows)])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            arrays = []
+            for field in arrow_schema:
+                if field.name in partition_values:
+                    arrays.append(_partition_array(partition_values[field.name], field.type, batch.num_rows))
+                elif field.name in batch.schema.names:
+                    arrays.append(_cast(batch.column(field.name), field.type))
+                else:  # a column added to the table after this file was written
+                    arrays.append(pa.nulls(batch.num_rows, field.type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
+
+
+def _row_count_batch(num_rows: int) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.nulls(num_rows, pa.null())], names=["__rows__"])
+
+
+def _data_file_path(table: str, path: str) -> str:
+    """The local file of a data file the log names: relative to the table (URL-encoded) or a ``file:`` URI."""
+    scheme = urlparse(path).scheme
+    if scheme == "file":
+        return str(storage.local_path(path))
+    if scheme:
+        raise DeltaSourceError(f"Delta table at {table} refers to a non-local data file {path}")
+    return os.path.join(table, unquote(path))
+
+
+def _cast(array: pa.Array, data_type: pa.DataType) -> pa.Array:
+    if array.type.equals(data_type):
+        return array
+    return array.cast(data_type, safe=False)
+
+
+def _partition_array(value: str | None, data_type: pa.DataType, length: int) -> pa.Array:
+    if value is None:
+        return pa.nulls(length, data_type)
+    text = pa.array([value], pa.string())
+    if pa.types.is_timestamp(data_type):
+        # Delta writes "2026-11-20 13:00:00[.ffffff]"; a zone-less value is UTC for TIMESTAMP columns.
+        try:
+            parsed = text.cast(data_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = text.cast(pa.timestamp("us")).cast(data_type)
+    elif pa.types.is_binary(data_type):
+        parsed = pa.array([value.encode()], data_type)
+    else:
+        parsed = text.cast(data_type)
+    return pa.repeat(parsed[0], length)
+
+
+class DeltaBatchReader(DataSourceReader):
+    """A snapshot of the table: its data files grouped into Spark partitions."""
+
+    def __init__(self, path: str, schema: StructType, options: dict[str, str]) -> None:
+        self.path = path
+        self.schema = schema
+        opts = SourceOptions(options, context=f"delta read of {path}", error=DeltaSourceError)
+        timestamp = opts.get("timestampAsOf")
+        if opts.get("versionAsOf") is not None and timestamp is not None:
+            raise DeltaSourceError(f"delta read of {path}: give versionAsOf or timestampAsOf, not both")
+        version = opts.integer("versionAsOf")
+        self.version: int | str | None = version if version is not None else timestamp
+
+    def partitions(self) -> Sequence[InputPartition]:
+        _, _, files = snapshot_files(self.path, self.version)
+        return group_files(self.path, files)
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        return read_files(partition, self.schema)
