@@ -55,7 +55,6 @@ class CloudFilesOptions:
     max_files_per_trigger: int | None = None
     max_bytes_per_trigger: int | None = None
     include_existing_files: bool = True
-    schema_evolution_mode: str | None = None
     path_glob_filter: str | None = None
     rescued_data_column: str = DEFAULT_RESCUED_DATA_COLUMN
     rescued_data_column_requested: bool = False
@@ -115,7 +114,6 @@ class CloudFilesOptions:
             if max_bytes is not None
             else None,
             include_existing_files=opts.flag("cloudFiles.includeExistingFiles", True),
-            schema_evolution_mode=mode,
             path_glob_filter=opts.get("pathGlobFilter") or None,
             rescued_data_column=rescued or DEFAULT_RESCUED_DATA_COLUMN,
             rescued_data_column_requested=bool(rescued) or mode == "rescue",
