@@ -6,11 +6,8 @@ The S3 endpoint starts first so Spark's Python workers inherit ``AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = REPO_ROOT / "tests" / "resources"
 PREFIX = "landing/clickstream"
 
 

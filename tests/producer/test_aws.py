@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from support import REPO_ROOT
 
 from producer import ProducerConfig, run
 from producer.aws import LANDING_LIFECYCLE_RULE_ID, TLS_ONLY_SID, setup_bucket
 from producer.cli import main
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from support import REPO_ROOT
 
 from producer.config import DEFAULT_MANIFESTS_PREFIX, DEFAULT_PREFIX
 
-IAM_DIR = Path(__file__).resolve().parent.parent / "infra" / "aws" / "iam"
-BUNDLE_FILE = Path(__file__).resolve().parent.parent / "databricks.yml"
+IAM_DIR = REPO_ROOT / "infra" / "aws" / "iam"
+BUNDLE_FILE = REPO_ROOT / "databricks.yml"
 UC_MASTER_ROLE = "arn:aws:iam::414351767826:role/unity-catalog-prod-UCMasterRole-14S5ZJVKOTYTL"
 BUCKET_ARN = "arn:aws:s3:::<bucket>"
 PLACEHOLDERS = {"<bucket>", "<aws-account-id>", "<databricks-role-name>", "<storage-credential-external-id>"}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import REPO_ROOT
 from support import params as _params
 from support import produce as _produce
 
@@ -25,7 +26,6 @@ from lakehouse_local.tables import FolderLakehouse
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = ["view", "click", "add_to_cart", "purchase"]
 
 

@@ -19,6 +19,7 @@ from hashlib import sha256
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from lakehouse import contract
 from lakehouse.rules import FUTURE_TOLERANCE_MINUTES, MAX_LATENESS_HOURS, SESSION_TIMEOUT_MINUTES
@@ -29,7 +30,6 @@ from producer.contract_check import CompiledContract
 from producer.reconcile import differences, object_lines, recount_objects
 from producer.traffic import SITE, TrafficModel, ip_hash
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = contract.SCHEMA_DIR / "examples"
 KEY = re.compile(
     r"^landing/clickstream/dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})/(\d{8})T(\d{2})\d{7}Z-"

@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+from support import REPO_ROOT, RESOURCES
 
 from lakehouse_local import delta_rs
 from lakehouse_local.sources.delta.fault_injection import HOLD_ENV, HOLD_MARKERS_ENV
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(__file__).resolve().parent / "resources" / "streaming" / "stream_to_delta.py"
+SCRIPT = RESOURCES / "streaming" / "stream_to_delta.py"
 VERSIONS = 3  # source files / versions, one micro-batch each; the kill comes at batch 1
 ROWS_PER_VERSION = 3
 RUN_TIMEOUT_S = 300

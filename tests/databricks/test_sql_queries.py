@@ -21,10 +21,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
+from support import REPO_ROOT
 
 from lakehouse import catalog
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO_ROOT / "databricks" / "sql"
 DASHBOARD_FILE = REPO_ROOT / "databricks" / "dashboards" / "clickstream.lvdash.json"
 SETUP_DIR = REPO_ROOT / "databricks" / "setup"

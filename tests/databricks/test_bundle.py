@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import REPO_ROOT
 
 from lakehouse import config
 from lakehouse.tables import TABLES_ENV
 from lakehouse_local.cli import notebook_paths
 from lakehouse_local.notebooks import DBUtils, Widgets, parse_notebook
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_FILE = REPO_ROOT / "databricks.yml"
 JOB = "clickstream_pipeline"
 DASHBOARD = "clickstream_gold"

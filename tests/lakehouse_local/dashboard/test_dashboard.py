@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+from support import REPO_ROOT
 
 from lakehouse_local.dashboard import DashboardServer
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "dashboard.png"
 WINDOW = (1400, 2200)
