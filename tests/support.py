@@ -1,8 +1,15 @@
-"""Helpers shared by the end-to-end tests: a producer run with every fault, and notebook parameters."""
+"""Helpers shared by the tests: a producer run with every fault, notebook parameters, producer options and traffic."""
 
 from __future__ import annotations
 
+import random
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from producer import ProducerConfig
+    from producer.traffic import TrafficModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = REPO_ROOT / "tests" / "resources"
@@ -50,3 +57,56 @@ def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_si
         s3_client=s3,
     )
     return {"landing": f"s3://{bucket}/{PREFIX}", "manifest": manifest.to_dict(), "truth": list(manifest.truth_events())}
+
+
+# Every fault rate non-zero, for the producer's tests.
+ALL_FAULTS = {
+    "dup_rate": 0.04,
+    "synthetic_dup_rate": 0.03,
+    "late_rate": 0.05,
+    "malformed_rate": 0.02,
+    "invalid_rate": 0.06,
+}
+
+
+def producer_config(bucket: str, tmp_path: Path, **overrides) -> ProducerConfig:
+    """A small simulated-clock run that crosses midnight, its manifest under ``tmp_path``."""
+    from producer import ProducerConfig
+
+    options = {
+        "bucket": bucket,
+        "events": 3000,
+        "rate": 250.0,
+        "batch_size": 400,
+        "seed": 11,
+        "start_time": "2026-05-01T23:59:55Z",
+        "manifest_path": str(tmp_path / "manifest.json"),
+        "progress": False,
+    }
+    options.update(overrides)
+    return ProducerConfig(**options)
+
+
+def landed_objects(s3, bucket: str, prefix: str = "landing/clickstream/") -> dict[str, bytes]:
+    """Every object under ``prefix``, key to body, in key order."""
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def traffic_model(seed: int = 1, rate: float = 50.0, **options) -> TrafficModel:
+    from producer.traffic import TrafficModel
+
+    probabilities = {"click_probability": 0.45, "add_to_cart_probability": 0.3, "purchase_probability": 0.4}
+    probabilities.update(options)
+    return TrafficModel(random.Random(seed), users=400, rate=rate, **probabilities)
+
+
+def traffic_events(model: TrafficModel, count: int, rate: float = 50.0, start: float = 1.77e9) -> list[dict]:
+    """``count`` events from ``model``, received ``1 / rate`` seconds apart."""
+    return [model.next_event(start + (k + 1) / rate) for k in range(count)]
