@@ -24,6 +24,8 @@ class TableSpec:
     comment: str
     columns: tuple[Column, ...]
     keys: tuple[str, ...] = field(default=())
+    # Partition columns: a lookup that names a range of them reads only those partitions.
+    partitioned_by: tuple[str, ...] = field(default=())
 
     @property
     def layer(self) -> str:
@@ -91,7 +93,8 @@ SILVER_EVENTS = TableSpec(
     + (
         Column("event_date", "DATE", "DATE(event_time) in UTC."),
         Column("is_late", "BOOLEAN", "True when the event arrived behind the stream's event_time watermark."),
-        Column("_rescued_data", "STRING", "Fields the contract does not name, as JSON with _file_path; null if none."),
+        Column("_rescued_data", "STRING", 'Fields the contract does not name, as JSON {"_file_path": ..., "fields": {...}}, '
+               "numbers as written, IP addresses replaced by their keyed hash; null if none."),
         Column("payload_hash", "STRING", "SHA-256 of the event's contract fields except ingest_time (conflict detection)."),
         Column("_record_id", "STRING", "Bronze row this event was taken from."),
         Column("_source_file", "STRING", "Landed object the event came from."),
@@ -99,6 +102,7 @@ SILVER_EVENTS = TableSpec(
         Column("_processed_at", "TIMESTAMP", "When Silver committed the event."),
     ),
     keys=("event_id",),
+    partitioned_by=("event_date",),
 )
 
 QUARANTINE = TableSpec(

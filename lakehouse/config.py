@@ -21,7 +21,15 @@ class PipelineConfig:
     max_files_per_trigger: int = 1000
     max_table_files_per_trigger: int = 1000
     gold_max_table_files_per_trigger: int = 1000
+    hmac_secret: str = "clickstream/hmac_key"
     reset: bool = False
+
+    def secret(self) -> tuple[str, str]:
+        """The (scope, key) of ``hmac_secret``."""
+        scope, _, key = self.hmac_secret.partition("/")
+        if not scope or not key:
+            raise ValueError(f"widget hmac_secret {self.hmac_secret!r} must be '<scope>/<key>' of a Databricks secret")
+        return scope, key
 
     def trigger_kwargs(self) -> dict:
         """Keyword arguments for ``DataStreamWriter.trigger``."""
@@ -41,6 +49,7 @@ WIDGET_HELP = {
     "max_files_per_trigger": "Max landed files per Bronze micro-batch (Auto Loader's cloudFiles.maxFilesPerTrigger)",
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
     "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
+    "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
     "reset": "true: drop this notebook's tables and checkpoints first, then rebuild",
 }
 

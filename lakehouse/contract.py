@@ -2,8 +2,12 @@
 
 `schemas/clickstream.schema.json` is the single source. Everything here is derived from it:
 
+* :func:`parse_line` reads a line strictly: one RFC 8259 JSON value and nothing else;
 * :func:`validate` / :func:`violation` check an event with jsonschema (formats enforced) and name the
-  first broken rule as a typed quarantine reason;
+  first broken rule as a typed quarantine reason. Two readings are pinned down where Python's
+  jsonschema would be looser than JSON Schema itself: a ``pattern`` is an ECMA-262 regular expression,
+  so ``$`` ends the value (Python's ``$`` also matches before a final line break); and a ``date-time``
+  is a whole RFC 3339 value that Python, Spark and Delta can all hold (years 0001-9999);
 * :func:`spark_schema` derives the Spark ``StructType`` used by Silver;
 * :func:`classify_change` tells a compatible schema change from a breaking one (which needs a
   ``schema_version`` bump).
@@ -12,13 +16,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
+from rfc3339_validator import validate_rfc3339
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "clickstream.schema.json"
@@ -45,11 +51,47 @@ def load_schema(path: str | None = None) -> dict[str, Any]:
     return json.loads(Path(path or SCHEMA_PATH).read_text())
 
 
+# -- reading a pattern and a date-time as JSON Schema means them ------------------------------------
+
+# An unescaped ``$`` outside a character class: the end of the value in ECMA-262.
+_DOLLAR = re.compile(r"(\\.|\[(?:\\.|[^\]])*\])|\$")
+
+
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with ECMA-262's meaning of ``$`` (end of input) and ASCII classes (``\\d``)."""
+    return re.compile(_DOLLAR.sub(lambda m: m.group(1) or r"\Z", pattern), re.ASCII)
+
+
+def _ecma_pattern(validator, pattern: str, instance: Any, schema: dict[str, Any]):
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def is_date_time(instance: object) -> bool:
+    """RFC 3339 date-time, as jsonschema checks it (either case of T and Z), and nothing after it."""
+    if not isinstance(instance, str):
+        return True
+    return not instance.endswith("\n") and validate_rfc3339(instance.upper())
+
+
+FORMAT_CHECKER = FormatChecker(formats=())
+FORMAT_CHECKER.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
+FORMAT_CHECKER.checks("date-time")(is_date_time)
+ContractValidator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
 @cache
 def _validator(path: str | None = None) -> Draft202012Validator:
     schema = load_schema(path)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return ContractValidator(schema, format_checker=FORMAT_CHECKER)
+
+
+def sensitive_fields(schema: dict[str, Any] | None = None) -> frozenset[str]:
+    """Fields the contract marks ``"x-sensitive": true``: a rejected value of one is never echoed."""
+    schema = schema or load_schema()
+    return frozenset(name for name, prop in schema["properties"].items() if prop.get("x-sensitive"))
 
 
 def schema_version(schema: dict[str, Any] | None = None) -> int:
@@ -108,28 +150,96 @@ def _rank(reason: str, field: str, schema: dict[str, Any]) -> tuple[int, int]:
     return CONTRACT_REASONS.index(reason), names.index(field) if field in names else -1
 
 
+def _message(error: jsonschema.ValidationError, reason: str, field: str, sensitive: frozenset[str]) -> str:
+    if field in sensitive and error.validator not in ("required", "type"):
+        return f"'{field}' is not a valid {field} ({reason}); the value is not repeated here"
+    return error.message
+
+
+def violations(event: Any, *, schema_path: str | None = None) -> list[Violation]:
+    """Every rule ``event`` (a parsed JSON value) breaks, first first (see :func:`violation`)."""
+    schema = load_schema(schema_path)
+    sensitive = sensitive_fields(schema)
+    found = []
+    for error in _validator(schema_path).iter_errors(event):
+        reason, field = _reason_for(error, schema)
+        found.append((_rank(reason, field, schema), Violation(reason, field, _message(error, reason, field, sensitive))))
+    return [v for _, v in sorted(found, key=lambda item: item[0])]
+
+
 def violation(event: Any, *, schema_path: str | None = None) -> Violation | None:
     """Return the first rule ``event`` (a parsed JSON value) breaks, or ``None`` when it is valid.
 
     "First" is fixed by :data:`CONTRACT_REASONS` and then by the field order of the schema, so the
-    producer, the tests and Silver's Spark validator all name the same reason for the same event.
+    producer, the tests and Silver all name the same reason for the same event. Messages never repeat
+    a rejected value of a field the contract marks sensitive.
     """
-    schema = load_schema(schema_path)
-    found = []
-    for error in _validator(schema_path).iter_errors(event):
-        reason, field = _reason_for(error, schema)
-        found.append((_rank(reason, field, schema), Violation(reason, field, error.message)))
-    if not found:
-        return None
-    return min(found, key=lambda item: item[0])[1]
+    found = violations(event, schema_path=schema_path)
+    return found[0] if found else None
 
 
-def violation_of_line(line: str | bytes) -> Violation | None:
-    """Like :func:`violation` for one raw JSON line, reporting unparsable text as ``malformed_json``."""
+# -- strict JSON lines -------------------------------------------------------------------------------
+
+
+class MalformedLineError(ValueError):
+    """A line that is not exactly one RFC 8259 JSON value."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise MalformedLineError(f"member {twice!r} is given more than once")
+    return members
+
+
+def _not_json(constant: str) -> None:
+    raise MalformedLineError(f"{constant} is not a JSON value")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def parse_line(line: str, **hooks: Any) -> Any:
+    """The JSON value of one line, read strictly, or :class:`MalformedLineError` saying why not.
+
+    Strict means RFC 8259 and nothing else: one value, surrounded by whitespace at most (two values,
+    trailing text or comments are malformed); no ``NaN``/``Infinity``; no member name given twice; no
+    string holding an unpaired UTF-16 surrogate (it cannot be stored as UTF-8). ``hooks`` go to
+    :func:`json.loads` (``parse_float``, ``parse_int``).
+    """
     try:
-        event = json.loads(line)
+        value = json.loads(line, object_pairs_hook=_unique_members, parse_constant=_not_json, **hooks)
+    except MalformedLineError:
+        raise
+    except RecursionError:
+        raise MalformedLineError("nested too deeply to read") from None
     except ValueError as exc:
-        return Violation("malformed_json", "$", f"not valid JSON: {exc}")
+        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise MalformedLineError(f"not valid JSON: {detail}") from None
+    if "\\u" in line and _has_lone_surrogate(value):
+        raise MalformedLineError("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode text")
+    return value
+
+
+def violation_of_line(line: str) -> Violation | None:
+    """Like :func:`violation` for one raw line, read by :func:`parse_line`; unreadable text is ``malformed_json``."""
+    try:
+        event = parse_line(line)
+    except MalformedLineError as exc:
+        return Violation(MALFORMED_JSON, "$", str(exc))
     return violation(event)
 
 

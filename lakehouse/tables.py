@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
+from datetime import date
 from typing import Literal, Self
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -123,14 +124,27 @@ class Lakehouse(ABC):
         """Batch read of a table; ``columns`` reads only those."""
 
     @abstractmethod
-    def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
-        """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``."""
+    def read_matching(
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+    ) -> DataFrame:
+        """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``.
+
+        ``between`` (first, last) limits the lookup to those values of the table's partition column, so
+        only those partitions are read.
+        """
 
     @abstractmethod
     def read_stream(self, name: str, **options: str) -> DataFrame:
         """The table's appends as a stream (``readStream.format("delta")``)."""
 
     # -- writes ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def reusable(self, batch: DataFrame) -> DataFrame:
+        """A micro-batch's rows, for the several reads and writes of one ``foreachBatch`` call.
+
+        No caching is involved (Spark Connect and serverless refuse it): each runtime does what suits it.
+        """
 
     @abstractmethod
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:

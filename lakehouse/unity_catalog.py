@@ -9,6 +9,7 @@ idempotent by their keys (replaying a batch merges the same rows onto the same k
 from __future__ import annotations
 
 import shutil
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -52,9 +53,10 @@ class UnityCatalogLakehouse(Lakehouse):
     def create_table(self, spec: TableSpec) -> bool:
         existed = self.exists(spec.name)
         comment = spec.comment.replace("\\", "\\\\").replace("'", "\\'")
+        partitioned = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partitioned_by)})" if spec.partitioned_by else ""
         self.session.sql(
             f"CREATE TABLE IF NOT EXISTS {self.identifier(spec.name)} ({spec.ddl_columns()}) "
-            f"USING DELTA COMMENT '{comment}'"
+            f"USING DELTA{partitioned} COMMENT '{comment}'"
         )
         return not existed
 
@@ -79,9 +81,20 @@ class UnityCatalogLakehouse(Lakehouse):
         df = self.session.read.table(self.identifier(name))
         return df.select(*columns) if columns is not None else df
 
-    def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
-        # Delta skips files by their statistics; the batch's keys are few enough to broadcast.
-        return self.read(name, columns=columns).join(F.broadcast(keys.select(key).distinct()), key)
+    def read_matching(
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+    ) -> DataFrame:
+        table = self.session.read.table(self.identifier(name))
+        if between is not None:
+            (partition,) = catalog.spec(name).partitioned_by
+            table = table.where(F.col(partition).between(F.lit(between[0]), F.lit(between[1])))
+        # Delta prunes the partitions and skips files by their statistics; the batch's keys are few
+        # enough to broadcast.
+        return table.select(*columns).join(F.broadcast(keys.select(key).distinct()), key)
+
+    def reusable(self, batch: DataFrame) -> DataFrame:
+        # Every compute re-runs the micro-batch's plan for each write; serverless allows nothing else.
+        return batch
 
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).table(self.identifier(name))

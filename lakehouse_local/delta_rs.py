@@ -230,8 +230,13 @@ def read(path: str, *, columns: list[str] | None = None, version: int | None = N
     return DeltaTable(location, version=version).to_pyarrow_table(columns=columns, filesystem=filesystem)
 
 
-def read_matching(path: str, key: str, values: pa.Array, *, columns: list[str] | None = None) -> pa.Table:
-    """The rows whose ``key`` is one of ``values``, filtered while scanning: only matching rows are held."""
+def read_matching(
+    path: str, key: str, values: pa.Array, *, columns: list[str] | None = None, partitions: tuple | None = None
+) -> pa.Table:
+    """The rows whose ``key`` is one of ``values``, filtered while scanning: only matching rows are held.
+
+    ``partitions`` (column, first, last) reads only the partitions whose value lies in that range.
+    """
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
@@ -240,7 +245,11 @@ def read_matching(path: str, key: str, values: pa.Array, *, columns: list[str] |
     if not table_exists(location):
         raise DeltaTableNotFoundError(location)
     table = DeltaTable(location)
-    files = [table_path(uri) for uri in table.file_uris()]
+    filters = None
+    if partitions is not None:
+        column, first, last = partitions
+        filters = [(column, ">=", first.isoformat()), (column, "<=", last.isoformat())]
+    files = [table_path(uri) for uri in table.file_uris(partition_filters=filters)]
     if not files:
         return table.to_pyarrow_table(columns=columns, filesystem=SubTreeFileSystem(location, LocalFileSystem()))
     # The snapshot's data files as a plain Parquet dataset, text read as string: pyarrow's filter

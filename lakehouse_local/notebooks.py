@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,31 @@ class Widgets:
         self._choices.clear()
 
 
+class Secrets:
+    """``dbutils.secrets.get``: a secret ``<scope>/<key>`` is the environment variable ``<SCOPE>_<KEY>``.
+
+    ``clickstream/hmac_key`` is therefore ``CLICKSTREAM_HMAC_KEY``, the variable the producer reads.
+    """
+
+    def get(self, scope: str, key: str) -> str:
+        name = f"{scope}_{key}".upper().replace("-", "_")
+        value = os.environ.get(name)
+        if value is None:
+            raise KeyError(f"secret {scope}/{key} is not set: locally, set the environment variable {name}")
+        return value
+
+
 @dataclass
 class DBUtils:
-    """A ``dbutils`` with the ``widgets`` utility; anything else raises a clear error."""
+    """A ``dbutils`` with the ``widgets`` and ``secrets`` utilities; anything else raises a clear error."""
 
     widgets: Widgets
+    secrets: Secrets = field(default_factory=Secrets)
 
     def __getattr__(self, name: str):
-        raise AttributeError(f"dbutils.{name} is not available in the local runtime (only dbutils.widgets is)")
+        raise AttributeError(
+            f"dbutils.{name} is not available in the local runtime (only dbutils.widgets and dbutils.secrets are)"
+        )
 
 
 @dataclass(frozen=True)

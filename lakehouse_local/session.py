@@ -43,6 +43,7 @@ def get_or_create_session(
     """
     from pyspark.sql import SparkSession
 
+    from lakehouse import privacy
     from lakehouse.tables import TABLES_ENV
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -50,6 +51,8 @@ def get_or_create_session(
     os.environ["PYTHONPATH"] = _python_path()
     os.environ.setdefault("TZ", "UTC")
     os.environ[TABLES_ENV] = TABLES
+    # dbutils.secrets reads clickstream/hmac_key from here; unset, it is the producer's demo key.
+    os.environ.setdefault(privacy.HMAC_KEY_ENV, privacy.DEFAULT_HMAC_KEY)
 
     builder = (
         SparkSession.builder.appName(app_name)

@@ -8,6 +8,7 @@ transactions, checked before writing (delta-rs records them but does not skip a 
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,7 +47,9 @@ class FolderLakehouse(Lakehouse):
     def create_table(self, spec: TableSpec) -> bool:
         arrow_schema = _arrow_schema(spec)
         fields = [f.with_metadata({"comment": c.comment}) for f, c in zip(arrow_schema, spec.columns, strict=True)]
-        return delta_rs.create_table(self.path(spec.name), pa.schema(fields), description=spec.comment)
+        return delta_rs.create_table(
+            self.path(spec.name), pa.schema(fields), description=spec.comment, partition_by=list(spec.partitioned_by)
+        )
 
     def exists(self, name: str) -> bool:
         return delta_rs.table_exists(self.path(name))
@@ -65,13 +68,26 @@ class FolderLakehouse(Lakehouse):
         # The Python data source cannot prune columns; delta-rs reads just these, as Arrow.
         return self._frame(name, delta_rs.read(self.path(name), columns=columns), columns)
 
-    def read_matching(self, name: str, keys: DataFrame, key: str, *, columns: list[str]) -> DataFrame:
+    def read_matching(
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+    ) -> DataFrame:
         # The keys filter the delta-rs scan itself, so a lookup holds only the matching rows,
-        # however large the table grows.
+        # however large the table grows; ``between`` reads only those partitions.
         wanted = keys.select(key).distinct().toArrow().column(key).combine_chunks()
         if len(wanted) == 0:
             return self.empty(name, columns)
-        return self._frame(name, delta_rs.read_matching(self.path(name), key, wanted, columns=columns), columns)
+        partitions = None
+        if between is not None:
+            (partition,) = catalog.spec(name).partitioned_by
+            partitions = (partition, between[0], between[1])
+        rows = delta_rs.read_matching(self.path(name), key, wanted, columns=columns, partitions=partitions)
+        return self._frame(name, rows, columns)
+
+    def reusable(self, batch: DataFrame) -> DataFrame:
+        # One Spark job runs the micro-batch; its rows come to the driver, where delta-rs writes from
+        # anyway, and every read after that starts from them.
+        rows = batch.toArrow()
+        return self.session.createDataFrame(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
 
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).load(self.path(name))

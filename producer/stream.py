@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakehouse import contract, rules
+from lakehouse.contract_check import CompiledContract
 from lakehouse.rules import MAX_LATENESS_HOURS
 from producer import faults
 from producer.clock import format_timestamp
-from producer.contract_check import CompiledContract
 from producer.faults import serialize
 from producer.traffic import MAX_CLIENT_DELAY_SECONDS, PRODUCT_PAGES, TrafficModel
 

@@ -14,24 +14,19 @@
 from __future__ import annotations
 
 import bisect
-import hmac
 import itertools
 import logging
-import os
 import random
 from dataclasses import dataclass
-from hashlib import sha256
 from math import log as _log
 from typing import Any
 
+from lakehouse import privacy
 from lakehouse.rules import SESSION_TIMEOUT_MINUTES
 from producer.clock import format_timestamp
 
 log = logging.getLogger(__name__)
 
-HMAC_KEY_ENV = "CLICKSTREAM_HMAC_KEY"
-# Demo-only key so local runs work out of the box; production sets CLICKSTREAM_HMAC_KEY from a secret.
-DEFAULT_HMAC_KEY = "clickstream-demo-hmac-key"
 
 SCHEMA_VERSION = 1
 SITE = "https://shop.example.com"
@@ -98,14 +93,10 @@ CONTINUE_AFTER_ABANDONED_CART = 0.5
 CONTINUE_AFTER_PURCHASE = 0.3
 
 
-def hmac_key() -> bytes:
-    """The key for ``ip_hash``: ``CLICKSTREAM_HMAC_KEY``, or the documented demo default."""
-    return os.environ.get(HMAC_KEY_ENV, DEFAULT_HMAC_KEY).encode()
-
-
 def ip_hash(ip: str, key: bytes) -> str:
-    """Keyed hash of a client IP: a plain SHA-256 of an IPv4 address is reversible by brute force."""
-    return hmac.new(key, ip.encode(), sha256).hexdigest()
+    """Keyed hash of a client IP (:func:`lakehouse.privacy.keyed_hash`): Silver hashes addresses it finds in
+    text the same way, so the two can be joined."""
+    return privacy.keyed_hash(ip, key)
 
 
 _UUID_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
@@ -173,7 +164,7 @@ class TrafficModel:
     ) -> None:
         self._rng = rng
         self._users = users
-        self._key = key if key is not None else hmac_key()
+        self._key = key if key is not None else privacy.hmac_key()
         self._p_click = click_probability
         self._p_add_to_cart = add_to_cart_probability
         self._p_purchase = purchase_probability

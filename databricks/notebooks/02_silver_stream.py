@@ -50,13 +50,17 @@ bronze_lines = tables.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.ma
 # MAGIC %md
 # MAGIC ## Parse against the contract, then apply the lateness rules
 # MAGIC
-# MAGIC Every line gets the contract's typed columns, `_rescued_data`, a `payload_hash` and a `_violation`
-# MAGIC (null when the line is a valid event).
+# MAGIC Each line is read once, strictly (one JSON object per line), and gets the contract's verdict: a
+# MAGIC `_violation` (null when the line is a valid event), the typed columns, `_rescued_data` and a
+# MAGIC `payload_hash`. IP addresses in free text are replaced by their keyed hash, with the key the
+# MAGIC producer's `ip_hash` uses (a secret).
 
 # COMMAND ----------
 
+scope, key = cfg.secret()
+hmac_key = dbutils.secrets.get(scope=scope, key=key).encode()
 parsed = silver_t.apply_lateness_rules(
-    silver_t.parse(bronze_lines),
+    silver_t.parse(bronze_lines, hmac_key=hmac_key),
     max_lateness_hours=cfg.max_lateness_hours,
     future_tolerance_minutes=cfg.future_tolerance_minutes,
 )

@@ -19,10 +19,8 @@ class BronzeBatch:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         run = MicroBatch(self.tables.bind(batch.sparkSession), "bronze", stream_id(self.tables.checkpoint("bronze")), batch_id)
-        batch = batch.persist()
-        try:
-            stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
+        batch = run.tables.reusable(batch)
+        stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
+        if stats["rows"]:
             run.tables.append(batch, "bronze.events", app_id=run.app_id("bronze.events"), batch_id=batch_id)
-            run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats)
-        finally:
-            batch.unpersist()
+        run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats if stats["rows"] else None)

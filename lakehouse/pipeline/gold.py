@@ -44,16 +44,11 @@ def process(run: MicroBatch, batch: DataFrame) -> list:
     dates = sorted(d for d in stats["dates"] if d)
     if dates:
         in_dates = _dates_predicate(dates)
-        silver = (
-            run.tables.read("silver.events", columns=GOLD_INPUT_COLUMNS).filter(f"event_date IN ({in_dates})").persist()
-        )
-        try:
-            for name, metric in gold_t.GOLD_METRICS.items():
-                run.tables.upsert(
-                    metric(silver), name, app_id=run.app_id(name), batch_id=run.batch_id,
-                    replace_where=f"target.event_date IN ({in_dates})",
-                )
-        finally:
-            silver.unpersist()
+        silver = run.tables.read("silver.events", columns=GOLD_INPUT_COLUMNS).filter(f"event_date IN ({in_dates})")
+        for name, metric in gold_t.GOLD_METRICS.items():
+            run.tables.upsert(
+                metric(silver), name, app_id=run.app_id(name), batch_id=run.batch_id,
+                replace_where=f"target.event_date IN ({in_dates})",
+            )
     run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats)
     return dates

@@ -11,14 +11,16 @@ only the rows Silver does not hold yet. This stream is the only writer of ``silv
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from lakehouse.config import PipelineConfig
 from lakehouse.pipeline import spark_internals
-from lakehouse.pipeline.metrics import COUNTS, MicroBatch, ingest_times
+from lakehouse.pipeline.metrics import MicroBatch, ingest_times
 from lakehouse.tables import Lakehouse, stream_id
 from lakehouse.transforms import silver as silver_t
 
@@ -48,59 +50,68 @@ class SilverBatch:
             self.tables.bind(spark), "silver", stream_id(checkpoint), batch_id,
             watermark=spark_internals.batch_watermark(spark, checkpoint, batch_id),
         )
-        return process(run, batch)
+        return process(run, batch, lookup_days=lookup_days(self.cfg.max_lateness_hours))
 
 
-def process(run: MicroBatch, batch: DataFrame) -> dict:
+def lookup_days(max_lateness_hours: float) -> int:
+    """How many days around a batch's event dates Silver is searched for earlier arrivals.
+
+    A resent event carries its original ``event_time``, so its first arrival sits on the same day; a
+    conflicting duplicate may carry another one, and is recognised while the two lie within the lateness
+    limit (plus a day) of each other. Anything older than the limit is quarantined as too late anyway.
+    """
+    return math.ceil(max_lateness_hours / 24) + 1
+
+
+def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     """One Silver micro-batch; returns its counts (as recorded in ``ops.pipeline_metrics``)."""
-    batch = spark_internals.materialize(batch)
-    try:
-        if batch.isEmpty():  # a no-data batch: Spark advanced the watermark and evicted state
-            run.record()
-            return dict.fromkeys(COUNTS, 0)
-        return _deduplicate_and_write(run, batch)
-    finally:
-        spark_internals.release(batch)
-
-
-def _deduplicate_and_write(run: MicroBatch, batch: DataFrame) -> dict:
+    batch = run.tables.reusable(batch)
     rows = batch.filter(F.col(BRANCH) == ALL).drop(BRANCH)
     kept_ids = batch.filter(F.col(BRANCH) == KEPT).select("event_id")
     valid = silver_t.valid_events(rows)
-    existing = run.tables.read_matching(
-        "silver.events", valid, "event_id", columns=["event_id", "payload_hash", "_record_id"]
-    ).persist()
-    classified = silver_t.classify_duplicates(valid, kept_ids, existing).persist()
-    try:
-        return _write(run, rows, classified)
-    finally:
-        classified.unpersist()
-        existing.unpersist()
+    dates = valid.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last")).first()
+    if dates["first"] is None:
+        existing = run.tables.empty("silver.events", LOOKUP_COLUMNS)
+    else:
+        window = (dates["first"] - timedelta(days=lookup_days), dates["last"] + timedelta(days=lookup_days))
+        existing = run.tables.read_matching("silver.events", valid, "event_id", columns=LOOKUP_COLUMNS, between=window)
+    classified = silver_t.classify_duplicates(valid, kept_ids, existing)
+    invalid = silver_t.invalid_lines(rows)
+    counts, summary = _summary(classified, invalid)
+    if counts["rows_in"]:
+        # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
+        # appended, not merged: a MERGE would join the batch with the whole table.
+        run.tables.append(silver_t.silver_rows(classified), "silver.events", app_id=run.app_id("silver.events"),
+                          batch_id=run.batch_id)
+        quarantine = silver_t.quarantine_rows(invalid).unionByName(silver_t.conflicting_quarantine_rows(classified))
+        run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
+                          batch_id=run.batch_id, when_matched="ignore")
+    # A no-data batch (Spark advanced the watermark and evicted state) records its watermark only.
+    run.record(ingest=summary if counts["rows_in"] else None, **counts)
+    return counts
 
 
-def _write(run: MicroBatch, rows: DataFrame, classified: DataFrame) -> dict:
-    is_outcome = {name: F.col("_outcome") == name for name in silver_t.OUTCOMES}
-    summary = classified.agg(
-        F.count(F.lit(1)).alias("classified"),
+LOOKUP_COLUMNS = ["event_id", "payload_hash", "_record_id"]
+INVALID = "invalid"
+
+
+def _summary(classified: DataFrame, invalid: DataFrame) -> tuple[dict, Row]:
+    """The batch's counts and ingest-time quantiles, in one aggregation over every line's outcome."""
+    outcomes = classified.select("_outcome", "is_late", "ingest_time").unionByName(
+        invalid.select(F.lit(INVALID).alias("_outcome"), F.lit(False).alias("is_late"), "ingest_time")
+    )
+    is_outcome = {name: F.col("_outcome") == name for name in (*silver_t.OUTCOMES, INVALID)}
+    summary = outcomes.agg(
+        F.count(F.lit(1)).alias("rows"),
         *[F.count_if(test).alias(name) for name, test in is_outcome.items()],
         F.count_if(is_outcome[silver_t.INSERT] & F.col("is_late")).alias("late"),
         *ingest_times("ingest_time", where=is_outcome[silver_t.INSERT]),
     ).first()
-    invalid = silver_t.invalid_lines(rows)
-    invalid_count = invalid.count()
-    quarantine = silver_t.quarantine_rows(invalid).unionByName(silver_t.conflicting_quarantine_rows(classified))
-    # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
-    # appended, not merged: a MERGE would join the batch with the whole table, which grows with every batch.
-    run.tables.append(silver_t.silver_rows(classified), "silver.events", app_id=run.app_id("silver.events"),
-                      batch_id=run.batch_id)
-    run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"), batch_id=run.batch_id,
-                      when_matched="ignore")
     counts = {
-        "rows_in": summary["classified"] + invalid_count,
+        "rows_in": summary["rows"],
         "rows_written": summary[silver_t.INSERT] + summary[silver_t.ALREADY_IN_SILVER],
-        "quarantined": invalid_count + summary[silver_t.CONFLICTING],
+        "quarantined": summary[INVALID] + summary[silver_t.CONFLICTING],
         "duplicates_removed": summary[silver_t.DUPLICATE],
         "late": summary["late"],
     }
-    run.record(ingest=summary, **counts)
-    return counts
+    return counts, summary

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +32,3 @@ def batch_watermark(spark: SparkSession, checkpoint: str, batch_id: int) -> date
         log.debug("no watermark recorded for batch %s in %s", batch_id, checkpoint)
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None) if ms else None
-
-
-def materialize(batch: DataFrame) -> DataFrame:
-    """The micro-batch's rows behind a one-node plan.
-
-    Every job in a batch would otherwise re-analyse the streaming plan, validation expression
-    included, before finding a cached copy; an eager local checkpoint computes the rows once and
-    plans everything after it over a plain scan.
-    """
-    return batch.localCheckpoint(eager=True)
-
-
-def release(checkpointed: DataFrame) -> None:
-    """Free a local checkpoint's blocks now.
-
-    Left to Spark's context cleaner they stay until the driver JVM collects garbage, and a long run
-    of micro-batches fills the storage memory that joins and aggregations need. (Spark Connect
-    releases checkpointed relations itself; it has no ``_jdf``.)
-    """
-    jdf = getattr(checkpointed, "_jdf", None)
-    if jdf is None:
-        return
-    plan = jdf.queryExecution().logical()
-    if plan.getClass().getSimpleName() == "LogicalRDD":
-        plan.rdd().unpersist(False)

@@ -6,31 +6,24 @@ Pure ``DataFrame -> DataFrame`` functions; the streaming wiring (watermark, MERG
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from lakehouse import catalog, contract, rules
+from lakehouse import catalog, rules
 from lakehouse.transforms import validation
 
-VIOLATION = "_violation"
-CONTRACT_FIELDS = contract.field_names()
-# Fields that make two arrivals of one event_id "the same event"; ingest_time is when it was (re)sent.
-PAYLOAD_FIELDS = [f for f in CONTRACT_FIELDS if f != "ingest_time"]
+VIOLATION = validation.VIOLATION
 ARRIVAL_ORDER = ["ingest_time", "_ingested_at", "_source_file", "_record_id"]
 
 
-def parse(bronze: DataFrame) -> DataFrame:
-    """Typed contract columns, ``_rescued_data``, ``payload_hash`` and ``_violation`` (null when valid)."""
-    with_map = validation.with_json_map(bronze)
-    parsed = with_map.select(
-        *[F.col(c) for c in bronze.columns],
-        validation.violation_column().alias(VIOLATION),
-        *validation.typed_columns(),
-        validation.rescued_data_column(F.col("_source_file")).alias("_rescued_data"),
-    )
-    return parsed.withColumn("event_date", F.to_date("event_time")).withColumn(
-        "payload_hash", F.sha2(F.to_json(F.struct(*[F.col(f) for f in PAYLOAD_FIELDS])), 256)
-    )
+def parse(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:
+    """Bronze rows plus ``_violation`` (null when the line is a valid event), the typed contract fields,
+    ``event_date``, ``_rescued_data`` and ``payload_hash``, each line read once
+    (:class:`~lakehouse.transforms.validation.ContractReader`)."""
+    arrow_out = pa.schema([*to_arrow_schema(bronze.schema, timezone="UTC"), *validation.output_fields()])
+    return bronze.mapInArrow(validation.ContractReader(hmac_key), from_arrow_schema(arrow_out))
 
 
 def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future_tolerance_minutes: float) -> DataFrame:
@@ -83,7 +76,7 @@ def quarantine_rows(rows: DataFrame, *, quarantined_at=None) -> DataFrame:
         F.col(f"{VIOLATION}.field").alias("field"),
         F.col(f"{VIOLATION}.message").alias("message"),
         F.col("value").alias("raw_line"),
-        F.coalesce(F.col("event_id"), F.get_json_object("value", "$.event_id")).alias("event_id"),
+        F.col("event_id"),
         F.col("event_time"),
         "_source_file",
         "_ingested_at",

@@ -1,187 +1,244 @@
-"""Spark SQL validation of raw JSON lines, derived from the contract's JSON Schema.
+"""Silver's reading of Bronze lines: strict JSON, the contract's verdict, typed fields, rescued unknown fields.
 
-The same rules as :func:`lakehouse.contract.violation` (jsonschema), expressed as Spark column
-expressions so Silver validates at JVM speed instead of one Python call per event. Reasons are
-checked in :data:`lakehouse.contract.CONTRACT_REASONS` order, then in the schema's field order, so
-both validators name the same first broken rule; a test holds them to that on every example.
+:class:`ContractReader` runs in Spark's Python workers over Arrow batches (``mapInArrow``), so every
+line is read once, by the same rules the producer and the tests use (:mod:`lakehouse.contract`):
 
-Two projections keep the generated code small: :func:`with_json_map` reads each contract field's
-JSON type and text once; :func:`violation_column` and :func:`typed_columns` only combine those.
+* the line must be one RFC 8259 JSON value (:func:`lakehouse.contract.parse_line`), else
+  ``malformed_json``;
+* the compiled fast path (:mod:`lakehouse.contract_check`) accepts the common valid event; any line it
+  does not accept goes through the contract's jsonschema validator, which names the first broken rule;
+  the verdict is therefore the validator's own for every line;
+* each contract field comes out typed when it is present, of its JSON type and not itself broken (null
+  otherwise); ``event_id`` in lower case (a UUID is case-insensitive, so it is one event however it is
+  written); timestamps as UTC instants;
+* free-text fields (no format, pattern or enum) and quarantine messages have IP addresses replaced by
+  their keyed hash (:mod:`lakehouse.privacy`);
+* fields the contract does not name are kept in ``_rescued_data`` as ``{"_file_path": ..., "fields":
+  {...}}``: namespaced, so no field can collide with the pipeline's own key, and with numbers exactly
+  as written (IP addresses hashed there too);
+* ``payload_hash`` fingerprints the contract fields except ``ingest_time`` (conflicting duplicates).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+import pyarrow as pa
 
-from lakehouse import contract
+from lakehouse import contract, privacy
+from lakehouse.contract_check import CompiledContract
 
-# Same shape the jsonschema `uuid` format accepts (hyphens at 8, 13, 18, 23; any case hex).
-UUID_REGEX = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-# RFC 3339 date-time, as rfc3339-validator checks it (case-insensitive T and Z).
-RFC3339_REGEX = (
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
-    r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
-)
-INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
-HELPER_PREFIX = "_v_"
-
-
-def _type_col(name: str) -> Column:
-    """JSON type of field ``name`` as schema_of_variant names it; null when absent, 'VOID' for JSON null."""
-    return F.col(f"{HELPER_PREFIX}type_{name}")
-
-
-def _text_col(name: str) -> Column:
-    """Field ``name`` as text (strings unquoted, other values as JSON)."""
-    return F.col(f"{HELPER_PREFIX}text_{name}")
+VIOLATION = "_violation"
+RESCUED = "_rescued_data"
+PAYLOAD_HASH = "payload_hash"
+EVENT_DATE = "event_date"
+VIOLATION_TYPE = pa.struct([("reason", pa.string()), ("field", pa.string()), ("message", pa.string())])
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "timestamp": _TIMESTAMP, "double": pa.float64(),
+                "boolean": pa.bool_()}
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MICROS_PER_DAY = 86_400_000_000
+_FRACTION = re.compile(r"\d*").match
+_NOTHING: frozenset[str] = frozenset()
+_SCRUB_CACHE_SIZE = 100_000
 
 
-def _type_matches(json_type: str, variant_type: Column) -> Column:
-    if json_type == "string":
-        return variant_type == F.lit("STRING")
-    if json_type == "integer":
-        # A number without fraction digits (1.0) is an integer for JSON Schema too.
-        return variant_type.isin(*INTEGER_TYPES) | variant_type.rlike(r"^DECIMAL\(\d+,0\)$")
-    if json_type == "number":
-        return variant_type.isin(*INTEGER_TYPES, "DOUBLE", "FLOAT") | variant_type.startswith("DECIMAL")
-    if json_type == "boolean":
-        return variant_type == F.lit("BOOLEAN")
-    raise ValueError(f"JSON type {json_type!r} is not supported by the Spark validator")
-
-
-def with_json_map(df: DataFrame, *, value_col: str = "value", schema: dict[str, Any] | None = None) -> DataFrame:
-    """Parse each line once: ``_json_map`` (top-level object as map<string, variant>) and, per contract
-    field, its JSON type and text, plus the whole line's JSON type (null when it is not JSON)."""
+def contract_columns(schema: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(field, Spark type name) of every contract field, in the schema's order."""
     schema = schema or contract.load_schema()
-    value = F.col(value_col)
-    # Strict JSON, as parse_json reads it: no single quotes, no NaN/Infinity.
-    json_map = F.from_json(value, "map<string,variant>", {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"})
-    parsed_object = F.col("_json_map").isNotNull() & (
-        F.size(F.array_distinct(F.map_keys("_json_map"))) == F.size("_json_map")
-    )
-    # A line that parsed to an object with distinct keys is an object; only the rest (broken lines,
-    # arrays, scalars, repeated keys) pays for a second, strict parse that names what it is.
-    line_type = F.when(parsed_object, F.lit("OBJECT")).otherwise(F.schema_of_variant(F.try_parse_json(value)))
-    with_map = df.withColumn("_json_map", json_map).withColumn(f"{HELPER_PREFIX}line_type", line_type)
-    helpers = []
-    for name in schema["properties"]:
-        raw = F.col("_json_map").getItem(name)
-        helpers.append(F.schema_of_variant(raw).alias(f"{HELPER_PREFIX}type_{name}"))
-        helpers.append(
-            F.coalesce(F.try_variant_get(raw, "$", "string"), F.to_json(raw)).alias(f"{HELPER_PREFIX}text_{name}")
-        )
-    return with_map.select("*", *helpers)
+    return [(name, contract.spark_type_name(prop)) for name, prop in schema["properties"].items()]
 
 
-def _field_checks(name: str, prop: dict[str, Any], required: bool) -> list[tuple[str, Column, Column]]:
-    """(reason, failing condition, message) for one contract field, in reporting order."""
-    json_type, nullable = contract._json_types(prop)
-    vtype, text = _type_col(name), _text_col(name)
-    present = vtype.isNotNull()
-    is_null = vtype == F.lit("VOID")
-    type_ok = _type_matches(json_type, vtype)
-    # Rules below the type check only apply to a present, non-null value of the right type.
-    typed = present & ~is_null & type_ok
-    checks: list[tuple[str, Column, Column]] = []
-    if required:
-        checks.append(("missing_required_field", ~present, F.lit(f"'{name}' is a required property")))
-    bad_type = (is_null & F.lit(not nullable)) | (present & ~is_null & ~type_ok)
-    expected = json_type + (" or null" if nullable else "")
-    checks.append(("invalid_type", bad_type, F.format_string(f"'{name}' must be {expected}, got %s", F.lower(vtype))))
-    if "const" in prop and name == "schema_version":
-        checks.append(
-            (
-                "unsupported_schema_version",
-                typed & (text.try_cast("decimal(38,0)") != F.lit(prop["const"])),
-                F.format_string(f"schema_version %s is not supported (expected {prop['const']})", text),
-            )
-        )
-    if "enum" in prop:
-        checks.append(
-            (
-                "invalid_enum",
-                typed & ~text.isin(*prop["enum"]),
-                F.format_string(f"'{name}' '%s' is not one of {', '.join(map(str, prop['enum']))}", text),
-            )
-        )
-    fmt = prop.get("format")
-    if fmt == "uuid":
-        checks.append(("invalid_uuid", typed & ~text.rlike(UUID_REGEX), F.format_string(f"'{name}' '%s' is not a UUID", text)))
-    if fmt == "date-time":
-        bad_ts = ~text.rlike(RFC3339_REGEX) | F.upper(text).try_cast("timestamp").isNull()
-        if "pattern" in prop:
-            bad_ts = bad_ts | ~text.rlike(prop["pattern"])
-        checks.append(
-            ("invalid_timestamp", typed & bad_ts, F.format_string(f"'{name}' '%s' is not an RFC 3339 UTC timestamp", text))
-        )
-    elif "pattern" in prop or "minLength" in prop:
-        bad = F.lit(False)
-        if "pattern" in prop:
-            bad = bad | ~text.rlike(prop["pattern"])
-        if "minLength" in prop:
-            bad = bad | (F.length(text) < F.lit(prop["minLength"]))
-        rule = f"match {prop['pattern']}" if "pattern" in prop else f"have at least {prop['minLength']} characters"
-        checks.append(("invalid_format", typed & bad, F.format_string(f"'{name}' '%s' does not {rule}", text)))
-    return checks
-
-
-def violation_column(schema: dict[str, Any] | None = None) -> Column:
-    """A struct<reason, field, message> naming the first contract rule the line breaks (null if valid).
-
-    Needs the columns :func:`with_json_map` adds.
-    """
-    schema = schema or contract.load_schema()
-    line_type = F.col(f"{HELPER_PREFIX}line_type")
-    # Whole-line problems come first: field rules only mean something for a JSON object.
-    candidates: list[tuple[tuple[int, int], str, str, Column, Column]] = [
-        ((-2, 0), "malformed_json", "$", line_type.isNull(), F.lit("line is not valid JSON")),
-        (
-            (-1, 0),
-            "invalid_type",
-            "$",
-            ~line_type.startswith("OBJECT"),
-            F.format_string("event must be a JSON object, got %s", F.lower(line_type)),
-        ),
+def output_fields(schema: dict[str, Any] | None = None) -> list[pa.Field]:
+    """The columns :class:`ContractReader` adds to each Bronze row."""
+    return [
+        pa.field(VIOLATION, VIOLATION_TYPE),
+        *[pa.field(name, _ARROW_TYPES[spark_type]) for name, spark_type in contract_columns(schema)],
+        pa.field(EVENT_DATE, pa.date32()),
+        pa.field(RESCUED, pa.string()),
+        pa.field(PAYLOAD_HASH, pa.string()),
     ]
-    required = set(schema["required"])
-    for position, (name, prop) in enumerate(schema["properties"].items()):
-        for reason, condition, message in _field_checks(name, prop, name in required):
-            candidates.append(((contract.CONTRACT_REASONS.index(reason), position), reason, name, condition, message))
-    candidates.sort(key=lambda c: c[0])
-    result = F.lit(None).cast("struct<reason:string,field:string,message:string>")
-    for _, reason, field, condition, message in reversed(candidates):
-        result = F.when(
-            condition,
-            F.struct(F.lit(reason).alias("reason"), F.lit(field).alias("field"), message.alias("message")),
-        ).otherwise(result)
-    return result
 
 
-def typed_columns(schema: dict[str, Any] | None = None) -> list[Column]:
-    """The contract's fields with their Spark types (null where absent or not convertible)."""
-    schema = schema or contract.load_schema()
-    columns = []
-    for name, prop in schema["properties"].items():
-        spark_type = contract.spark_type_name(prop)
-        text = F.when(_type_col(name) != F.lit("VOID"), _text_col(name))
-        if spark_type == "timestamp":
-            # RFC 3339 allows a lower-case 't' and 'z'; Spark's cast only reads upper case.
-            column = F.upper(text).try_cast("timestamp")
-        elif spark_type == "string":
-            column = F.when(_type_col(name) == F.lit("STRING"), text)
-        else:
-            column = text.try_cast(spark_type)
-        columns.append(column.alias(name))
-    return columns
+@lru_cache(maxsize=4096)
+def _day_micros(day: str) -> int:
+    return (date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL) * _MICROS_PER_DAY
 
 
-def rescued_data_column(file_path: Column, schema: dict[str, Any] | None = None) -> Column:
-    """Fields the contract does not name, as a JSON object with ``_file_path`` (Auto Loader's shape); null if none."""
-    schema = schema or contract.load_schema()
-    known = F.array(*[F.lit(n) for n in schema["properties"]])
-    unknown = F.map_filter(F.col("_json_map"), lambda k, _v: ~F.array_contains(known, k))
-    with_path = F.map_concat(unknown, F.create_map(F.lit("_file_path"), file_path.cast("variant")))
-    return F.when(F.size(unknown) > 0, F.to_json(with_path))
+def _timestamp_micros(text: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 UTC timestamp the contract accepted (fraction truncated).
+
+    The contract allows only a zero offset, so the wall-clock time is the UTC time.
+    """
+    seconds = int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+    micros = 0
+    if len(text) > 20 and text[19] == ".":
+        digits = _FRACTION(text, 20).group()
+        micros = int((digits + "000000")[:6])
+    return _day_micros(text[:10]) + seconds * 1_000_000 + micros
+
+
+class _Number(str):
+    """A JSON number's text, exactly as written (for rescued fields)."""
+
+
+def _rescued_json(value: Any, key: bytes) -> str:
+    """``value`` (from :func:`contract.parse_line` with numbers kept as text) as compact JSON, IPs hashed."""
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(privacy.scrub(value, key), ensure_ascii=False)
+    if isinstance(value, dict):
+        members = (f"{_rescued_json(name, key)}:{_rescued_json(item, key)}" for name, item in value.items())
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_rescued_json(item, key) for item in value) + "]"
+    return json.dumps(value)  # true, false, null
+
+
+class ContractReader:
+    """The ``mapInArrow`` function of Silver's parse: Bronze rows in, Bronze rows plus :func:`output_fields` out.
+
+    ``hmac_key`` keys the hashes that replace IP addresses. Picklable: Spark ships it to its workers,
+    where the compiled contract is built on first use.
+    """
+
+    def __init__(self, hmac_key: bytes, schema: dict[str, Any] | None = None) -> None:
+        self.hmac_key = hmac_key
+        self.schema = schema or contract.load_schema()
+        self._fast = None
+
+    def __getstate__(self) -> dict:
+        return {"hmac_key": self.hmac_key, "schema": self.schema, "_fast": None}
+
+    def _prepare(self) -> None:
+        properties = self.schema["properties"]
+        self._fast = CompiledContract(self.schema).fast_path or (lambda _event: False)
+        self._columns = contract_columns(self.schema)
+        self._known = frozenset(properties)
+        # Free text: no format, pattern or enum constrains it, so an IP address may hide in it.
+        self._free_text = frozenset(
+            name for name, prop in properties.items()
+            if contract.spark_type_name(prop) == "string" and not {"format", "pattern", "enum"} & set(prop)
+        )
+        self._payload = [name for name, _ in self._columns if name != "ingest_time"]
+        self._output_columns = [name for name, _ in self._columns] + [EVENT_DATE]
+        self._scrubbed: dict[str, str] = {}
+        self._convert = self._converters()
+
+    def _scrub(self, text: str) -> str:
+        """:func:`privacy.scrub`, remembered: user agents, referrers and pages repeat a lot."""
+        done = self._scrubbed.get(text)
+        if done is None:
+            if len(self._scrubbed) >= _SCRUB_CACHE_SIZE:
+                self._scrubbed.clear()
+            done = self._scrubbed[text] = privacy.scrub(text, self.hmac_key)
+        return done
+
+    # -- one line ---------------------------------------------------------------------------------
+
+    def read_line(self, line: str | None, file_path: str | None) -> tuple[tuple | None, dict[str, Any], str | None]:
+        """(violation as (reason, field, message) or None, typed contract fields, rescued JSON or None)."""
+        if self._fast is None:
+            self._prepare()
+        try:
+            if line is None:
+                raise contract.MalformedLineError("the line is null")
+            event = contract.parse_line(line)
+        except contract.MalformedLineError as exc:
+            return (contract.MALFORMED_JSON, "$", str(exc)), {}, None
+        broken: frozenset[str] | set[str] = _NOTHING
+        verdict = None
+        if not self._fast(event):
+            found = contract.violations(event, schema_path=None)
+            if found:
+                first = found[0]
+                verdict = (first.reason, first.field, privacy.scrub(first.message, self.hmac_key))
+                broken = {v.field for v in found}
+        if not isinstance(event, dict):
+            return verdict, {}, None
+        fields = self._typed(event, broken)
+        unknown = [name for name in event if name not in self._known]
+        rescued = self._rescued(line, unknown, file_path) if unknown else None
+        return verdict, fields, rescued
+
+    def _converters(self) -> list[tuple[str, Any]]:
+        """(field, how its JSON value becomes the column's value, or None to keep it)."""
+        converters = []
+        for name, spark_type in self._columns:
+            if spark_type == "timestamp":
+                convert = _timestamp_micros
+            elif spark_type == "int":
+                convert = int  # JSON Schema's integers include 1.0
+            elif name == "event_id":
+                convert = str.lower
+            elif name in self._free_text:
+                convert = self._scrub
+            else:
+                convert = None
+            converters.append((name, convert))
+        return converters
+
+    def _typed(self, event: dict[str, Any], broken: set[str]) -> dict[str, Any]:
+        """The contract fields that are present and not broken (so of their JSON type), converted."""
+        fields: dict[str, Any] = {}
+        get = event.get
+        for name, convert in self._convert:
+            value = get(name)
+            if value is None or name in broken:
+                continue
+            fields[name] = value if convert is None else convert(value)
+        if "event_time" in fields:
+            fields[EVENT_DATE] = fields["event_time"] // _MICROS_PER_DAY
+        return fields
+
+    def _rescued(self, line: str, unknown: list[str], file_path: str | None) -> str:
+        exact = contract.parse_line(line, parse_float=_Number, parse_int=_Number)
+        members = ",".join(
+            f"{_rescued_json(name, self.hmac_key)}:{_rescued_json(exact[name], self.hmac_key)}" for name in unknown
+        )
+        return '{"_file_path":' + json.dumps(file_path, ensure_ascii=False) + ',"fields":{' + members + "}}"
+
+    def _payload_hash(self, fields: dict[str, Any]) -> str:
+        # Each field's type is fixed by the contract, so its text is unambiguous; \x00 marks a null.
+        get = fields.get
+        payload = "\x1e".join("\x00" if (v := get(name)) is None else str(v) for name in self._payload)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    # -- Arrow batches ----------------------------------------------------------------------------
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield self.read_batch(batch)
+
+    def read_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self._fast is None:
+            self._prepare()
+        lines = batch.column("value").to_pylist()
+        paths = batch.column("_source_file").to_pylist() if "_source_file" in batch.schema.names else [None] * len(lines)
+        verdicts: list[dict | None] = []
+        columns: dict[str, list] = {name: [] for name in self._output_columns}
+        rescued: list[str | None] = []
+        hashes: list[str | None] = []
+        for line, path in zip(lines, paths, strict=True):
+            verdict, fields, rescue = self.read_line(line, path)
+            verdicts.append(None if verdict is None else dict(zip(("reason", "field", "message"), verdict, strict=True)))
+            for name, values in columns.items():
+                values.append(fields.get(name))
+            rescued.append(rescue)
+            hashes.append(self._payload_hash(fields) if verdict is None else None)
+        arrays = [
+            pa.array(verdicts, VIOLATION_TYPE),
+            *[pa.array(columns[name], _ARROW_TYPES[spark_type]) for name, spark_type in self._columns],
+            pa.array(columns[EVENT_DATE], pa.date32()),
+            pa.array(rescued, pa.string()),
+            pa.array(hashes, pa.string()),
+        ]
+        names = [f.name for f in output_fields(self.schema)]
+        return pa.RecordBatch.from_arrays([*batch.columns, *arrays], names=[*batch.schema.names, *names])

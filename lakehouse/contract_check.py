@@ -1,12 +1,12 @@
-"""Contract validation fast enough for every event the producer sends.
+"""Contract validation fast enough for every event the producer sends and every line Silver reads.
 
-jsonschema needs ~80 µs per event, which alone would cap the producer near 12k events/s. This
-module compiles the same JSON Schema (``schemas/clickstream.schema.json``, via
+jsonschema needs ~80 µs per event, which alone would cap the producer near 12k events/s and Silver
+far lower. This module compiles the same JSON Schema (``schemas/clickstream.schema.json``, via
 :mod:`lakehouse.contract`) into plain Python checks that are *sound*: they never accept an event
-jsonschema rejects (they may only be stricter). Any event the fast path does not accept, and a
-sample of the ones it does, goes through :func:`lakehouse.contract.validate`, which stays the
-authority and names the broken rule. If the schema ever uses a keyword this compiler does not know,
-it refuses to compile and every event takes the jsonschema path.
+the contract's validator rejects (they may only be stricter). Any event the fast path does not
+accept goes through :func:`lakehouse.contract.violation`, which stays the authority and names the
+broken rule. If the schema ever uses a keyword this compiler does not know, it refuses to compile
+and every event takes the jsonschema path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
-
-from jsonschema import Draft202012Validator
 
 from lakehouse import contract
 
@@ -32,7 +30,7 @@ _TOP_LEVEL_KEYWORDS = {
     "properties",
     "additionalProperties",
 }
-_PROPERTY_KEYWORDS = {"description", "type", "format", "pattern", "enum", "const", "minLength"}
+_PROPERTY_KEYWORDS = {"description", "type", "format", "pattern", "enum", "const", "minLength", "x-sensitive"}
 # Exact Python types per JSON type. Exact types make the checks stricter than jsonschema (which
 # also takes 1.0 as an integer), never looser: bool is not an integer here.
 _PY_TYPES: dict[str, frozenset[type]] = {
@@ -66,7 +64,7 @@ def _date_time_format() -> Callable[[str], bool]:
     of each day goes through it and the day is remembered as valid.
     """
     valid_days: set[str] = set()
-    conforms = Draft202012Validator.FORMAT_CHECKER.conforms
+    conforms = contract.FORMAT_CHECKER.conforms
 
     def check(value: str) -> bool:
         if _DATE_TIME_SHAPE(value) is None:
@@ -118,7 +116,7 @@ def _failing_conditions(index: int, name: str, prop: dict[str, Any], namespace: 
     if "minLength" in prop:
         failing.append(f"{guard}len(v) < {int(prop['minLength'])}")
     if "pattern" in prop:
-        namespace[f"_pattern{index}"] = re.compile(prop["pattern"]).search
+        namespace[f"_pattern{index}"] = contract.ecma_regex(prop["pattern"]).search
         if not guard and "format" not in prop:
             # A value that matched once matches again: remember accepted values, bounded.
             namespace[f"_accepted{index}"] = set()

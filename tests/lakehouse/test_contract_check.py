@@ -9,7 +9,7 @@ import pytest
 from support import traffic_events, traffic_model
 
 from lakehouse import contract
-from producer.contract_check import CompiledContract
+from lakehouse.contract_check import CompiledContract
 
 EXAMPLES = contract.SCHEMA_DIR / "examples"
 
