@@ -44,3 +44,32 @@ def test_the_offset_log_holds_the_watermark_each_micro_batch_ran_with(spark, tmp
 
 def test_no_offset_log_means_no_watermark(spark, tmp_path):
     assert batch_watermark(spark, str(tmp_path / "nothing"), 0) is None
+
+
+def test_a_stateful_micro_batch_may_be_read_by_several_jobs(spark, tmp_path):
+    """On Databricks nothing is cached (serverless refuses it): Silver's writes each re-run the micro-batch,
+    stateful dedup included. Spark allows that, and every run sees the same rows."""
+    landing, checkpoint = tmp_path / "landing", str(tmp_path / "checkpoint")
+    landing.mkdir()
+    for number in range(2):
+        path = landing / f"{number}.json"
+        path.write_text("".join(json.dumps({"id": i % 3, "t": f"2026-11-20T10:0{number}:00Z"}) + "\n" for i in range(6)))
+        os.utime(path, (1_700_000_000 + number, 1_700_000_000 + number))
+    counts: dict[int, list[int]] = {}
+
+    def three_jobs(batch, batch_id: int) -> None:
+        counts[batch_id] = [batch.count(), batch.filter("id = 0").count(), batch.count()]
+
+    query = (
+        spark.readStream.schema("id INT, t TIMESTAMP").option("maxFilesPerTrigger", 1).json(str(landing))
+        .withWatermark("t", "10 minutes")
+        .dropDuplicatesWithinWatermark(["id"])
+        .writeStream.foreachBatch(three_jobs)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+    assert counts[0] == [3, 1, 3]  # three ids, each kept once
+    assert counts[1] == [0, 0, 0]  # the same ids again, within the watermark: all duplicates
