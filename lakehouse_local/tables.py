@@ -87,13 +87,18 @@ class FolderLakehouse(Lakehouse):
         # One Spark job runs the micro-batch; its rows come to the driver, where delta-rs writes from
         # anyway, and every read after that starts from them.
         rows = batch.toArrow()
-        return self.session.createDataFrame(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
+        return self._dataframe(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
 
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).load(self.path(name))
 
     def _frame(self, name: str, table: pa.Table, columns: list[str]) -> DataFrame:
-        return self.session.createDataFrame(table) if table.num_rows else self.empty(name, columns)
+        return self._dataframe(table) if table.num_rows else self.empty(name, columns)
+
+    def _dataframe(self, table: pa.Table) -> DataFrame:
+        # One chunk per column: createDataFrame sends each record batch as a partition, and the
+        # empty ones a filtered scan leaves behind lose rows on the way (pyspark 4.2).
+        return self.session.createDataFrame(table.combine_chunks())
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -76,3 +76,17 @@ def test_upsert_without_an_order_keeps_one_row_per_key(spark, tmp_path):
     lakehouse.upsert(df, catalog.DAILY_KPIS.name, app_id="g", batch_id=0)
     got = lakehouse.read(catalog.DAILY_KPIS.name).select(F.col("event_date").cast("string"), "events")
     assert sorted(tuple(r) for r in got.collect()) == [("2026-11-20", 5), ("2026-11-21", 7)]
+
+
+def test_a_lookup_spread_over_many_small_and_empty_chunks_keeps_every_row(spark, tmp_path):
+    """pyspark 4.2's createDataFrame loses rows of an Arrow table whose chunks include empty ones (a filtered
+    scan leaves many): the table layer hands Spark one chunk per column."""
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    sizes = [0, 3, 0, 0, 1, 0, 2, 0] * 20
+    chunks = []
+    for number, size in enumerate(sizes):
+        chunks.append(pa.record_batch({"event_id": [f"e{number}-{i}" for i in range(size)]}))
+    table = pa.Table.from_batches(chunks)
+
+    assert spark.createDataFrame(table).count() < table.num_rows  # the behaviour worked around
+    assert lakehouse._frame("silver.events", table, ["event_id"]).count() == table.num_rows == 120

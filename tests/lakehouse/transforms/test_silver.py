@@ -45,7 +45,7 @@ def _parsed(spark, lines, **kwargs):
     # localCheckpoint cuts the lineage as the pipeline's persisted micro-batch does, so each test
     # plans a small query instead of re-optimising the whole validation expression per branch.
     return silver.apply_lateness_rules(
-        silver.parse(_bronze(spark, lines, **kwargs)), max_lateness_hours=72, future_tolerance_minutes=5
+        silver.parse(_bronze(spark, lines, **kwargs), hmac_key=b"test-key"), max_lateness_hours=72, future_tolerance_minutes=5
     ).localCheckpoint()
 
 
@@ -171,4 +171,4 @@ def test_silver_rows_have_the_silver_table_columns(spark):
     classified = _classify(spark, [_event(_uuid(1), campaign="x")], kept=[_uuid(1)])
     rows = silver.silver_rows(classified)
     assert rows.columns == catalog.SILVER_EVENTS.column_names
-    assert json.loads(rows.first()["_rescued_data"]) == {"campaign": "x", "_file_path": "s3://b/landing/f1.jsonl"}
+    assert json.loads(rows.first()["_rescued_data"]) == {"_file_path": "s3://b/landing/f1.jsonl", "fields": {"campaign": "x"}}
