@@ -85,7 +85,7 @@ def test_a_lookup_spread_over_many_small_and_empty_chunks_keeps_every_row(spark,
     sizes = [0, 3, 0, 0, 1, 0, 2, 0] * 20
     chunks = []
     for number, size in enumerate(sizes):
-        chunks.append(pa.record_batch({"event_id": [f"e{number}-{i}" for i in range(size)]}))
+        chunks.append(pa.record_batch({"event_id": pa.array([f"e{number}-{i}" for i in range(size)], pa.string())}))
     table = pa.Table.from_batches(chunks)
 
     assert spark.createDataFrame(table).count() < table.num_rows  # the behaviour worked around
