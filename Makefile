@@ -7,6 +7,9 @@ export PYTHONPATH := $(CURDIR)
 
 LANDING ?=
 LAKEHOUSE ?= .lakehouse/lakehouse
+# CONNECT=1: the notebooks' spark is a Spark Connect client, as on Databricks serverless.
+CONNECT ?=
+CONNECT_FLAG := $(if $(CONNECT),--connect,)
 
 .PHONY: setup test lint demo pipeline follow sql dashboard bench clean
 
@@ -36,14 +39,14 @@ lint: setup
 	$(VENV)/bin/vulture
 
 demo: setup
-	$(PY) -m lakehouse_local demo
+	$(PY) -m lakehouse_local demo $(CONNECT_FLAG)
 
 pipeline: setup
-	@if [ -z "$(LANDING)" ]; then echo "usage: make pipeline LANDING=<s3://bucket/prefix or folder> [LAKEHOUSE=<folder>]" >&2; exit 2; fi
-	$(PY) -m lakehouse_local pipeline --landing "$(LANDING)" --lakehouse "$(LAKEHOUSE)"
+	@if [ -z "$(LANDING)" ]; then echo "usage: make pipeline LANDING=<s3://bucket/prefix or folder> [LAKEHOUSE=<folder>] [CONNECT=1]" >&2; exit 2; fi
+	$(PY) -m lakehouse_local pipeline --landing "$(LANDING)" --lakehouse "$(LAKEHOUSE)" $(CONNECT_FLAG)
 
 follow: setup
-	$(PY) -m lakehouse_local follow
+	$(PY) -m lakehouse_local follow $(CONNECT_FLAG)
 
 sql: setup
 	@if [ -z "$(Q)" ]; then echo 'usage: make sql Q="SELECT * FROM gold.daily_kpis" [LAKEHOUSE=<folder>]' >&2; exit 2; fi

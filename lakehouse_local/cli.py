@@ -58,10 +58,11 @@ def run_pipeline(spark, parameters: dict[str, str]) -> float:
     return time.time() - started
 
 
-def _session():
-    from lakehouse_local.session import get_or_create_session
+def _session(connect: bool = False):
+    """The notebooks' ``spark``: classic, or a Spark Connect client as on serverless (``--connect``)."""
+    from lakehouse_local.session import connect_session, get_or_create_session
 
-    return get_or_create_session()
+    return connect_session() if connect else get_or_create_session()
 
 
 def _lakehouse(spark, folder: str):
@@ -119,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     s3 = EmbeddedS3().start(export_env=True)
     # The JVM starts while the producer writes (a second core does it; it takes as long).
     session_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
-    spark_future = session_start.submit(_session)
+    spark_future = session_start.submit(_session, args.connect)
     try:
         s3.client().create_bucket(Bucket=DEMO_BUCKET)
         print(f"embedded S3 endpoint: {s3.endpoint_url}  bucket: {DEMO_BUCKET}")
@@ -162,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    spark = _session()
+    spark = _session(args.connect)
     print(f"landing {args.landing} -> lakehouse {Path(args.lakehouse).resolve()}")
     seconds = run_pipeline(spark, pipeline_parameters(args))
     lakehouse = _lakehouse(spark, args.lakehouse)
@@ -229,7 +230,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         s3.client().create_bucket(Bucket=DEMO_BUCKET)
-        spark = _session()
+        spark = _session(args.connect)
         args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         args.lakehouse = str(folder / "lakehouse")
         params = pipeline_parameters(args)
@@ -274,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def stream_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--connect", action="store_true",
+            help="run the notebooks through Spark Connect, as Databricks serverless runs them",
+        )
         p.add_argument("--trigger", default="availableNow", help="availableNow or a processing-time interval")
         p.add_argument("--watermark-delay", default="10 minutes", help="Silver's event_time watermark delay")
         p.add_argument("--max-files-per-trigger", type=int, default=20, help="landed files per Bronze micro-batch")

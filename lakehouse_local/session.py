@@ -3,6 +3,15 @@
 Delta Lake's JVM jars cannot be fetched here, so the session registers Spark Python data sources
 named ``cloudFiles`` and ``delta`` (built on boto3 and delta-rs) instead. Notebooks then use
 ``spark.readStream.format("cloudFiles")`` and ``.format("delta")`` exactly as on Databricks.
+
+Two modes, the two ways Databricks runs notebooks:
+
+* classic (:func:`get_or_create_session`): the notebook's ``spark`` drives the JVM through py4j, as on a
+  classic cluster in dedicated access mode;
+* Spark Connect (:func:`connect_session`): the notebook's ``spark`` is a Spark Connect client of a
+  server in this process, as on serverless and standard access mode. ``foreachBatch`` functions then
+  run in a Python process of their own, with no ``_jdf``, ``sparkContext`` or caching: code that runs
+  here runs there.
 """
 
 from __future__ import annotations
@@ -24,25 +33,8 @@ def _python_path() -> str:
     return os.pathsep.join(dict.fromkeys(parts))
 
 
-def get_or_create_session(
-    app_name: str = "clickstream-lakehouse",
-    *,
-    shuffle_partitions: int = 2,
-    driver_memory: str | None = None,
-    cores: int | str = "*",
-    extra_conf: dict[str, str] | None = None,
-):
-    """Start (or return) the local session with the `cloudFiles` and `delta` sources registered.
-
-    ``driver_memory`` defaults to ``$LAKEHOUSE_DRIVER_MEMORY`` or 4g: local mode runs every task in
-    the driver JVM, and a Silver micro-batch holds its checkpointed rows, the dedup lookup and the
-    rows collected for the delta-rs MERGE at once.
-
-    Spark's Python workers are started by the JVM, so they must find this package and the
-    virtualenv's interpreter through the environment, set here before the JVM starts.
-    """
-    from pyspark.sql import SparkSession
-
+def _configure_environment() -> None:
+    """What Spark's Python workers and the notebooks need, set before the JVM starts (it inherits it)."""
     from lakehouse import privacy
     from lakehouse.tables import TABLES_ENV
 
@@ -54,31 +46,69 @@ def get_or_create_session(
     # dbutils.secrets reads clickstream/hmac_key from here; unset, it is the producer's demo key.
     os.environ.setdefault(privacy.HMAC_KEY_ENV, privacy.DEFAULT_HMAC_KEY)
 
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(f"local[{cores}]")
-        .config("spark.driver.memory", driver_memory or os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"))
-        .config("spark.sql.session.timeZone", "UTC")
+
+def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = None) -> dict[str, str]:
+    """The local Spark configuration, the same in both modes."""
+    return {
+        "spark.driver.memory": driver_memory or os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
+        "spark.sql.session.timeZone": "UTC",
         # A larger thread stack: Spark's regex-based message handling recurses over long plan strings.
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -Xss16m")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-        .config("spark.default.parallelism", str(shuffle_partitions))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -Xss16m",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.default.parallelism": str(shuffle_partitions),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.log.level": os.environ.get("SPARK_LOG_LEVEL", "ERROR"),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Streaming state off the JVM heap, so dedup state is bounded by the watermark, not the heap.
-        .config(
-            "spark.sql.streaming.stateStore.providerClass",
+        "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
-        )
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.warehouse.dir", str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()))
-    )
-    for key, value in (extra_conf or {}).items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "ERROR"))
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.warehouse.dir": str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()),
+    }
+
+
+def get_or_create_session(
+    app_name: str = "clickstream-lakehouse",
+    *,
+    shuffle_partitions: int = 2,
+    driver_memory: str | None = None,
+    cores: int | str = "*",
+    extra_conf: dict[str, str] | None = None,
+):
+    """Start (or return) the local classic session with the `cloudFiles` and `delta` sources registered.
+
+    ``driver_memory`` defaults to ``$LAKEHOUSE_DRIVER_MEMORY`` or 4g: local mode runs every task in
+    the driver JVM, and a micro-batch holds its rows, the dedup lookup and the rows handed to delta-rs
+    at once.
+    """
+    from pyspark.sql import SparkSession
+
+    _configure_environment()
+    conf = {**session_conf(shuffle_partitions=shuffle_partitions, driver_memory=driver_memory), **(extra_conf or {})}
+    spark = SparkSession.builder.appName(app_name).master(f"local[{cores}]").config(map=conf).getOrCreate()
+    register_sources(spark)
+    return spark
+
+
+def connect_session(
+    app_name: str = "clickstream-lakehouse",
+    *,
+    shuffle_partitions: int = 2,
+    driver_memory: str | None = None,
+    cores: int | str = "*",
+):
+    """A Spark Connect session on a local Connect server, with the `cloudFiles` and `delta` sources registered.
+
+    pyspark starts the server in this process (``remote("local[...]")``); from then on this process is a
+    Spark Connect client, as a serverless notebook is: a classic session cannot run beside it here.
+    """
+    from pyspark.sql import SparkSession
+
+    _configure_environment()
+    conf = session_conf(shuffle_partitions=shuffle_partitions, driver_memory=driver_memory)
+    spark = SparkSession.builder.appName(app_name).remote(f"local[{cores}]").config(map=conf).getOrCreate()
     register_sources(spark)
     return spark
 

@@ -1,6 +1,9 @@
 """Shared fixtures: one embedded S3 endpoint and one local SparkSession per test session.
 
-The S3 endpoint starts first so Spark's Python workers inherit ``AWS_ENDPOINT_URL``.
+The S3 endpoint starts first so Spark's Python workers inherit ``AWS_ENDPOINT_URL``. A process is either
+a classic Spark driver or a Spark Connect client, so the Spark Connect runs (the way serverless runs
+notebooks) are subprocesses: ``e2e_connect_lakehouse`` runs ``python -m lakehouse_local pipeline
+--connect`` once and the tests read its tables here.
 """
 
 from __future__ import annotations
@@ -55,11 +58,27 @@ def e2e_landing(s3, s3_endpoint, tmp_path_factory):
 @pytest.fixture(scope="session")
 def e2e_lakehouse(spark, e2e_landing, tmp_path_factory):
     """The notebooks 00-03 run over ``e2e_landing``: a small demo lakehouse shared by the tests that query it."""
+    return _run_e2e(spark, e2e_landing, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def e2e_connect_lakehouse(spark, e2e_landing, tmp_path_factory):
+    """The same run as ``e2e_lakehouse``, its notebooks' ``spark`` a Spark Connect client (serverless's way)."""
+    from support import run_pipeline_process
+
+    from lakehouse_local.tables import FolderLakehouse
+
+    root = tmp_path_factory.mktemp("lakehouse") / "lh"
+    run_pipeline_process(e2e_landing["landing"], root, connect=True)
+    return FolderLakehouse(spark, str(root))
+
+
+def _run_e2e(spark, landing, tmp_path_factory):
     from support import params
 
     from lakehouse_local.cli import run_pipeline
     from lakehouse_local.tables import FolderLakehouse
 
     root = tmp_path_factory.mktemp("lakehouse") / "lh"
-    run_pipeline(spark, params(e2e_landing["landing"], root))
+    run_pipeline(spark, params(landing["landing"], root))
     return FolderLakehouse(spark, str(root))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +34,30 @@ def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
         "reset": "false",
         **extra,
     }
+
+
+def pipeline_command(landing: str, lakehouse: Path, *, connect: bool = False, **flags: str) -> list[str]:
+    """``python -m lakehouse_local pipeline`` with the micro-batch sizes of :func:`params`."""
+    options = {
+        "max-files-per-trigger": "4",
+        "max-table-files-per-trigger": "1",
+        "gold-max-table-files-per-trigger": "1",
+        **{name.replace("_", "-"): value for name, value in flags.items()},
+    }
+    command = [sys.executable, "-m", "lakehouse_local", "pipeline", "--landing", landing, "--lakehouse", str(lakehouse)]
+    for name, value in options.items():
+        command += [f"--{name}", value]
+    return command + (["--connect"] if connect else [])
+
+
+def run_pipeline_process(landing: str, lakehouse: Path, *, connect: bool = False, **flags: str) -> None:
+    """Run the notebooks in a process of their own (a Spark Connect client needs one); fail with its output."""
+    result = subprocess.run(
+        pipeline_command(landing, lakehouse, connect=connect, **flags),
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=900,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"pipeline exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
 def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_size: int, seed: int) -> dict:

@@ -10,23 +10,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import REPO_ROOT
+from support import REPO_ROOT, pipeline_command, run_pipeline_process
 from support import params as _params
 from support import produce as _produce
 
-from lakehouse import reconcile
+from lakehouse import contract, reconcile
 from lakehouse_local.cli import run_pipeline
 from lakehouse_local.tables import FolderLakehouse
 
 pytestmark = pytest.mark.e2e
 
-ACTIONS = ["view", "click", "add_to_cart", "purchase"]
+ACTIONS = list(contract.actions())
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +33,13 @@ def landed(e2e_landing):
     return e2e_landing
 
 
-@pytest.fixture(scope="module")
-def lakehouse(e2e_lakehouse):
-    return e2e_lakehouse
+MODES = ["classic", "connect"]
+
+
+@pytest.fixture(scope="module", params=MODES)
+def lakehouse(request):
+    """The shared e2e run, once with a classic ``spark`` and once through Spark Connect (serverless's way)."""
+    return request.getfixturevalue("e2e_lakehouse" if request.param == "classic" else "e2e_connect_lakehouse")
 
 
 # -- ground truth, with pandas --------------------------------------------------------------------
@@ -190,20 +193,22 @@ def test_rerunning_the_notebooks_changes_nothing(spark, lakehouse, landed):
     assert {n: DeltaTable(lakehouse.path(n)).version() for n in data_tables} == {n: versions[n] for n in data_tables}
 
 
-def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp_path, mode):
     """Kill the pipeline process mid-stream (SIGKILL), run again: Silver and Gold as if never interrupted.
 
     "As if never interrupted" is the ground truth, which an uninterrupted run equals exactly
-    (test_every_gold_table_equals_the_ground_truth).
+    (test_every_gold_table_equals_the_ground_truth). Both runs are processes of their own, classic or
+    Spark Connect clients.
     """
-    small = _produce(s3, s3_endpoint, tmp_path, "e2e-restart", events=1200, batch_size=150, seed=23)
+    small = _produce(s3, s3_endpoint, tmp_path, f"e2e-restart-{mode}", events=1200, batch_size=150, seed=23)
     root = tmp_path / "lh"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    command = [
-        sys.executable, "-m", "lakehouse_local", "pipeline", "--landing", small["landing"],
-        "--lakehouse", str(root), "--max-files-per-trigger", "2", "--max-table-files-per-trigger", "1",
-    ]
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = pipeline_command(small["landing"], root, connect=mode == "connect", max_files_per_trigger="2")
+    # Its own process group: the JVM and the foreachBatch workers die with it.
+    proc = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     silver_commits = root / "_checkpoints" / "silver" / "commits"
     deadline = time.time() + 300
     try:
@@ -212,14 +217,14 @@ def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the pipeline finished before it could be interrupted"
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     interrupted = FolderLakehouse(spark, str(root))
     expected_silver = small["manifest"]["counts"]["valid_unique_events"]
     assert interrupted.read("silver.events").count() < expected_silver
 
-    run_pipeline(spark, _params(small["landing"], root, max_files_per_trigger="2"))
+    run_pipeline_process(small["landing"], root, connect=mode == "connect", max_files_per_trigger="2")
     ids = [r.event_id for r in interrupted.read("silver.events").select("event_id").collect()]
     assert len(ids) == len(set(ids)) == expected_silver
     from lakehouse import catalog
