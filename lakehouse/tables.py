@@ -23,7 +23,6 @@ import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
-from datetime import date
 from typing import Literal, Self
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -125,12 +124,12 @@ class Lakehouse(ABC):
 
     @abstractmethod
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
     ) -> DataFrame:
         """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``.
 
-        ``between`` (first, last) limits the lookup to those values of the table's partition column, so
-        only those partitions are read.
+        ``within_days``: only rows whose partition date (the table's partition column, which ``keys`` also
+        carries) lies within that many days of the keys' own dates, so only those partitions are read.
         """
 
     @abstractmethod

@@ -9,7 +9,7 @@ idempotent by their keys (replaying a batch merges the same rows onto the same k
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -82,12 +82,16 @@ class UnityCatalogLakehouse(Lakehouse):
         return df.select(*columns) if columns is not None else df
 
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
     ) -> DataFrame:
         table = self.session.read.table(self.identifier(name))
-        if between is not None:
+        if within_days is not None:
             (partition,) = catalog.spec(name).partitioned_by
-            table = table.where(F.col(partition).between(F.lit(between[0]), F.lit(between[1])))
+            span = keys.agg(F.min(partition).alias("first"), F.max(partition).alias("last")).first()
+            if span["first"] is None:
+                return self.empty(name, columns)
+            first, last = span["first"] - timedelta(days=within_days), span["last"] + timedelta(days=within_days)
+            table = table.where(F.col(partition).between(F.lit(first), F.lit(last)))
         # Delta prunes the partitions and skips files by their statistics; the batch's keys are few
         # enough to broadcast.
         return table.select(*columns).join(F.broadcast(keys.select(key).distinct()), key)

@@ -248,8 +248,8 @@ def read_matching(
     filters = None
     if partitions is not None:
         column, first, last = partitions
-        filters = [(column, ">=", first.isoformat()), (column, "<=", last.isoformat())]
-    files = [table_path(uri) for uri in table.file_uris(partition_filters=filters)]
+        filters = f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'"
+    files = [table_path(uri) for uri in table.file_uris(file_pruning_predicate=filters)]
     if not files:
         return table.to_pyarrow_table(columns=columns, filesystem=SubTreeFileSystem(location, LocalFileSystem()))
     # The snapshot's data files as a plain Parquet dataset, text read as string: pyarrow's filter

@@ -64,7 +64,10 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # Streaming state off the JVM heap, so dedup state is bounded by the watermark, not the heap.
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
-        "spark.sql.adaptive.enabled": "true",
+        # Micro-batches here are small: planning each stage adaptively costs more than it saves, and the
+        # lookups and key sets they join with fit in memory.
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.autoBroadcastJoinThreshold": str(256 * 1024 * 1024),
         "spark.sql.warehouse.dir": str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()),
     }
 

@@ -8,10 +8,11 @@ transactions, checked before writing (delta-rs records them but does not skip a 
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -69,17 +70,20 @@ class FolderLakehouse(Lakehouse):
         return self._frame(name, delta_rs.read(self.path(name), columns=columns), columns)
 
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], between: tuple[date, date] | None = None
+        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
     ) -> DataFrame:
         # The keys filter the delta-rs scan itself, so a lookup holds only the matching rows,
-        # however large the table grows; ``between`` reads only those partitions.
-        wanted = keys.select(key).distinct().toArrow().column(key).combine_chunks()
-        if len(wanted) == 0:
+        # however large the table grows; ``within_days`` reads only those partitions.
+        partition = catalog.spec(name).partitioned_by[0] if within_days is not None else None
+        keys = keys.select(key, *([partition] if partition else [])).toArrow()
+        if keys.num_rows == 0:
             return self.empty(name, columns)
         partitions = None
-        if between is not None:
-            (partition,) = catalog.spec(name).partitioned_by
-            partitions = (partition, between[0], between[1])
+        if partition:
+            span = pc.min_max(keys.column(partition))
+            days = timedelta(days=within_days)
+            partitions = (partition, span["min"].as_py() - days, span["max"].as_py() + days)
+        wanted = pc.unique(keys.column(key))
         rows = delta_rs.read_matching(self.path(name), key, wanted, columns=columns, partitions=partitions)
         return self._frame(name, rows, columns)
 

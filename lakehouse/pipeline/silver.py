@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
 
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
@@ -69,21 +68,24 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     rows = batch.filter(F.col(BRANCH) == ALL).drop(BRANCH)
     kept_ids = batch.filter(F.col(BRANCH) == KEPT).select("event_id")
     valid = silver_t.valid_events(rows)
-    dates = valid.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last")).first()
-    if dates["first"] is None:
-        existing = run.tables.empty("silver.events", LOOKUP_COLUMNS)
-    else:
-        window = (dates["first"] - timedelta(days=lookup_days), dates["last"] + timedelta(days=lookup_days))
-        existing = run.tables.read_matching("silver.events", valid, "event_id", columns=LOOKUP_COLUMNS, between=window)
-    classified = silver_t.classify_duplicates(valid, kept_ids, existing)
-    invalid = silver_t.invalid_lines(rows)
-    counts, summary = _summary(classified, invalid)
+    existing = run.tables.read_matching(
+        "silver.events", valid, "event_id", columns=LOOKUP_COLUMNS, within_days=lookup_days
+    )
+    # Every line's outcome (inserted, duplicate, conflicting, invalid), computed once for the writes below.
+    outcomes = run.tables.reusable(
+        silver_t.classify_duplicates(valid, kept_ids, existing).unionByName(
+            silver_t.invalid_lines(rows).withColumn("_outcome", F.lit(INVALID)), allowMissingColumns=True
+        )
+    )
+    counts, summary = _summary(outcomes)
     if counts["rows_in"]:
         # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
         # appended, not merged: a MERGE would join the batch with the whole table.
-        run.tables.append(silver_t.silver_rows(classified), "silver.events", app_id=run.app_id("silver.events"),
+        run.tables.append(silver_t.silver_rows(outcomes), "silver.events", app_id=run.app_id("silver.events"),
                           batch_id=run.batch_id)
-        quarantine = silver_t.quarantine_rows(invalid).unionByName(silver_t.conflicting_quarantine_rows(classified))
+        quarantine = silver_t.quarantine_rows(outcomes.filter(F.col("_outcome") == INVALID)).unionByName(
+            silver_t.conflicting_quarantine_rows(outcomes)
+        )
         run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
                           batch_id=run.batch_id, when_matched="ignore")
     # A no-data batch (Spark advanced the watermark and evicted state) records its watermark only.
@@ -95,11 +97,8 @@ LOOKUP_COLUMNS = ["event_id", "payload_hash", "_record_id"]
 INVALID = "invalid"
 
 
-def _summary(classified: DataFrame, invalid: DataFrame) -> tuple[dict, Row]:
+def _summary(outcomes: DataFrame) -> tuple[dict, Row]:
     """The batch's counts and ingest-time quantiles, in one aggregation over every line's outcome."""
-    outcomes = classified.select("_outcome", "is_late", "ingest_time").unionByName(
-        invalid.select(F.lit(INVALID).alias("_outcome"), F.lit(False).alias("is_late"), "ingest_time")
-    )
     is_outcome = {name: F.col("_outcome") == name for name in (*silver_t.OUTCOMES, INVALID)}
     summary = outcomes.agg(
         F.count(F.lit(1)).alias("rows"),

@@ -176,7 +176,7 @@ def test_ip_addresses_are_hashed_in_free_text_rescued_fields_and_messages():
         "context": {"ip": ipv6, "forwarded": f"{ip}, 10.0.0.1"},
     }
     rows = _read([json.dumps(event), json.dumps({**BASE, "ip_hash": ip}), json.dumps({**BASE, "page": 7, "x": ip})])
-    valid, bad_hash, bad_page = rows
+    valid, bad_hash, _ = rows
     assert valid["referrer"] == f"http://{privacy.keyed_hash(ip, KEY)}/x"
     assert valid["user_agent"] == "Mozilla/5.0 Chrome/124.0.0.0"
     rescued = json.loads(valid["_rescued_data"])["fields"]
