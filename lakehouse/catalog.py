@@ -35,6 +35,11 @@ class TableSpec:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def public_columns(self) -> list[str]:
+        """The columns that carry meaning for queries (the pipeline's own start with ``_``)."""
+        return [c.name for c in self.columns if not c.name.startswith("_")]
+
     def ddl_columns(self) -> str:
         return ", ".join(f"`{c.name}` {c.type} COMMENT '{_sql_str(c.comment)}'" for c in self.columns)
 
@@ -123,6 +128,10 @@ QUARANTINE = TableSpec(
     keys=("_record_id",),
 )
 
+# Every Gold row records the Gold micro-batch that last added to it: a replayed batch finds its own id and
+# adds nothing twice (a MERGE that adds cannot rely on Delta's transaction ids on every compute).
+GOLD_BATCH = Column("_batch_id", "BIGINT", "The Gold micro-batch that last added to this row.")
+
 DAILY_KPIS = TableSpec(
     "gold.daily_kpis",
     "Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.",
@@ -137,6 +146,7 @@ DAILY_KPIS = TableSpec(
         Column("purchases", "BIGINT", "Events with action = purchase."),
         Column("converted_sessions", "BIGINT", "Distinct sessions with at least one purchase that day."),
         Column("conversion_rate", "DOUBLE", "converted_sessions / sessions (0.0 when no sessions)."),
+        GOLD_BATCH,
     ),
     keys=("event_date",),
 )
@@ -150,6 +160,7 @@ EVENTS_PER_MINUTE = TableSpec(
         Column("action", "STRING", "view, click, add_to_cart or purchase."),
         Column("events", "BIGINT", "Events in the window with that action."),
         Column("event_date", "DATE", "Day of window_start (UTC), for pruning."),
+        GOLD_BATCH,
     ),
     keys=("window_start", "action"),
 )
@@ -162,6 +173,7 @@ FUNNEL_DAILY = TableSpec(
         Column("step", "STRING", "Funnel step: view, click, add_to_cart, purchase."),
         Column("step_order", "INT", "view=1, click=2, add_to_cart=3, purchase=4."),
         Column("sessions", "BIGINT", "Sessions with at least one event of that action that day."),
+        GOLD_BATCH,
     ),
     keys=("event_date", "step"),
 )
@@ -176,6 +188,7 @@ TRAFFIC_DAILY = TableSpec(
         Column("source", "STRING", "Traffic source or unknown."),
         Column("events", "BIGINT", "Events."),
         Column("active_users", "BIGINT", "Distinct user_id."),
+        GOLD_BATCH,
     ),
     keys=("event_date", "device_type", "country", "source"),
 )
@@ -188,6 +201,7 @@ TOP_PAGES_DAILY = TableSpec(
         Column("page", "STRING", "URL path."),
         Column("views", "BIGINT", "Events with action = view on the page."),
         Column("unique_users", "BIGINT", "Distinct users who viewed the page."),
+        GOLD_BATCH,
     ),
     keys=("event_date", "page"),
 )
@@ -216,8 +230,24 @@ PIPELINE_METRICS = TableSpec(
     keys=("layer", "stream_id", "batch_id"),
 )
 
+GOLD_KEYS = TableSpec(
+    "ops.gold_keys",
+    "What Gold's distinct counts have counted: one row per metric, day, group and member (a user or a session). "
+    "Gold's stream adds a batch's new members to its counts and here, so counts stay exact as batches arrive.",
+    (
+        Column("key", "STRING", "The member's identity: the JSON array [metric, day, group_key, member]."),
+        Column("metric", "STRING", "users, sessions, converted_sessions, funnel_sessions, traffic_users or page_users."),
+        Column("event_date", "DATE", "Day of event_time (UTC)."),
+        Column("group_key", "STRING", "The group within the day, as a JSON array ([] for the whole day)."),
+        Column("member", "STRING", "The user_id or session_id counted."),
+        Column("batch_id", "BIGINT", "The Gold micro-batch that counted it first."),
+    ),
+    keys=("key",),
+    partitioned_by=("event_date",),
+)
+
 GOLD_TABLES = (DAILY_KPIS, EVENTS_PER_MINUTE, FUNNEL_DAILY, TRAFFIC_DAILY, TOP_PAGES_DAILY)
-ALL_TABLES = (BRONZE_EVENTS, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS)
+ALL_TABLES = (BRONZE_EVENTS, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS, GOLD_KEYS)
 LAYERS = ("bronze", "silver", "gold", "ops")
 
 

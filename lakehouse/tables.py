@@ -158,16 +158,32 @@ class Lakehouse(ABC):
         app_id: str,
         batch_id: int,
         when_matched: WhenMatched = "update",
-        replace_where: str | None = None,
         order_by: list[str] | None = None,
     ) -> None:
         """MERGE ``df`` into the table on its keys; replaying (app_id, batch_id) changes nothing.
 
         ``when_matched``: ``update`` (upsert) or ``ignore`` (insert new keys only).
-        ``replace_where``: target rows matching this SQL predicate that the source does not contain are
-        deleted, so a recomputed slice (e.g. the days a batch touched) replaces the old one exactly.
         The source is deduplicated on the keys first (first row by ``order_by``).
         """
+
+    @abstractmethod
+    def accumulate(
+        self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
+    ) -> None:
+        """MERGE ``df`` into the table on its keys, adding its ``add`` columns to the rows it matches (new keys
+        are inserted); ``derive`` recomputes columns from the sums (SQL over ``target`` and ``source``).
+
+        Once per batch on every compute: each row records in ``_batch_id`` the batch that last added to it,
+        and a row that already carries ``batch_id`` is left alone, so a replayed batch adds nothing twice.
+        """
+
+    @staticmethod
+    def accumulation(add: list[str], derive: dict[str, str] | None, batch_column: str = "_batch_id") -> tuple[str, dict]:
+        """The MERGE clause of :meth:`accumulate`: (condition for matched rows, column -> SQL to set)."""
+        updates = {column: f"target.`{column}` + source.`{column}`" for column in add}
+        updates.update(derive or {})
+        updates[batch_column] = f"source.`{batch_column}`"
+        return f"target.`{batch_column}` IS DISTINCT FROM source.`{batch_column}`", updates
 
     @abstractmethod
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:

@@ -124,7 +124,6 @@ class UnityCatalogLakehouse(Lakehouse):
         app_id: str,
         batch_id: int,
         when_matched: WhenMatched = "update",
-        replace_where: str | None = None,
         order_by: list[str] | None = None,
     ) -> None:
         from delta.tables import DeltaTable
@@ -139,10 +138,25 @@ class UnityCatalogLakehouse(Lakehouse):
         )
         if when_matched == "update":
             merger = merger.whenMatchedUpdateAll()
-        merger = merger.whenNotMatchedInsertAll()
-        if replace_where:
-            merger = merger.whenNotMatchedBySourceDelete(condition=replace_where)
-        merger.execute()
+        merger.whenNotMatchedInsertAll().execute()
+
+    def accumulate(
+        self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
+    ) -> None:
+        from delta.tables import DeltaTable
+
+        keys = list(catalog.spec(name).keys)
+        source = self.conform(df.withColumn("_batch_id", F.lit(batch_id)), name)
+        condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
+        when, updates = self.accumulation(add, derive)
+        (
+            DeltaTable.forName(self.session, self.identifier(name))
+            .alias("target")
+            .merge(source.alias("source"), condition)
+            .whenMatchedUpdate(condition=when, set=updates)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         df = self.session.createDataFrame(rows, catalog.spec(name).struct())

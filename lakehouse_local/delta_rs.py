@@ -160,7 +160,8 @@ def merge(
     app_id: str | None = None,
     version: int | None = None,
     when_matched: str = "update",
-    delete_unmatched_where: str | None = None,
+    matched_updates: dict[str, str] | None = None,
+    matched_when: str | None = None,
 ) -> dict | None:
     """Upsert ``source`` into the table at ``path`` on ``keys`` in one atomic commit.
 
@@ -170,9 +171,8 @@ def merge(
       never inserts a null-keyed row twice.
     - ``when_matched="update"`` overwrites every column of matched rows; ``"ignore"`` leaves them
       as they are (insert-only MERGE: first arrival wins).
-    - ``delete_unmatched_where`` is an SQL predicate on ``target`` rows (for example
-      ``"target.event_date IN ('2026-11-20')"``): target rows that match it but have no source
-      row are deleted, which turns the MERGE into "replace the rows of these days".
+    - ``matched_updates`` (column -> SQL over ``target`` and ``source``), with ``matched_when`` (an SQL
+      predicate), replaces ``when_matched``: matched rows that satisfy it get those columns set.
     - Idempotent per ``(app_id, version)`` like :func:`write`; returns the delta-rs merge metrics,
       or None when the version was already committed.
 
@@ -207,12 +207,11 @@ def merge(
             target_alias="target",
             commit_properties=_commit_properties(app_id, version),
         )
-        if when_matched == "update":
+        if matched_updates is not None:
+            merger = merger.when_matched_update(updates=matched_updates, predicate=matched_when)
+        elif when_matched == "update":
             merger = merger.when_matched_update_all()
-        merger = merger.when_not_matched_insert_all()
-        if delete_unmatched_where is not None:
-            merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
-        return merger.execute()
+        return merger.when_not_matched_insert_all().execute()
 
     return _retry_conflicts(f"merge into {location}", attempt)
 

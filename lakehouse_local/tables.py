@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse import catalog
@@ -118,22 +119,29 @@ class FolderLakehouse(Lakehouse):
         app_id: str,
         batch_id: int,
         when_matched: WhenMatched = "update",
-        replace_where: str | None = None,
         order_by: list[str] | None = None,
     ) -> None:
         keys = list(catalog.spec(name).keys)
         # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
         # need not shuffle to pick one.
         source = self.conform(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
-        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
-                    replace_where=replace_where)
+        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched)
+
+    def accumulate(
+        self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
+    ) -> None:
+        source = self.conform(df.withColumn("_batch_id", F.lit(batch_id)), name).toArrow()
+        when, updates = self.accumulation(add, derive)
+        delta_rs.merge(
+            self.path(name), source, keys=list(catalog.spec(name).keys), matched_updates=updates, matched_when=when
+        )
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         source = pa.Table.from_pylist(rows, schema=_arrow_schema(catalog.spec(name)))
         self._merge(source, name, app_id=app_id, batch_id=batch_id)
 
-    def _merge(self, source: pa.Table, name: str, *, app_id: str, batch_id: int, when_matched: WhenMatched = "update",
-               replace_where: str | None = None) -> None:
+    def _merge(self, source: pa.Table, name: str, *, app_id: str, batch_id: int,
+               when_matched: WhenMatched = "update") -> None:
         delta_rs.merge(
             self.path(name),
             source,
@@ -141,7 +149,6 @@ class FolderLakehouse(Lakehouse):
             app_id=app_id,
             version=batch_id,
             when_matched=when_matched,
-            delete_unmatched_where=replace_where,
         )
 
 

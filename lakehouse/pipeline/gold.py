@@ -1,7 +1,11 @@
-"""Gold micro-batch: recompute every Gold table for the days a batch of Silver inserts touched.
+"""Gold micro-batch: a batch of Silver inserts, added to every Gold table.
 
-Each table is MERGEd replacing those days, so Gold is exact (late events included) and a replayed
-batch changes nothing.
+Counts of events add up directly. Distinct counts (active users, sessions, converted sessions, unique
+users of a page, ...) grow by the members the batch brings that were not counted yet: the batch's member
+keys are looked up in ``ops.gold_keys`` (only the days it touched are read), the new ones are counted
+and recorded there. A batch therefore costs what it holds, not what the day or Silver holds, and Gold
+stays exact, late events included. Replays add nothing twice: new keys are the ones this batch recorded
+(or records), and each Gold row remembers the batch that last added to it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from lakehouse.transforms import gold as gold_t
 # The Silver columns the Gold metrics read.
 GOLD_INPUT_COLUMNS = [
     "event_id", "event_time", "event_date", "user_id", "session_id", "action", "page", "device_type", "country", "source",
+    "ingest_time",
 ]
 
 
@@ -32,23 +37,25 @@ class GoldBatch:
         return process(run, batch)
 
 
-def _dates_predicate(dates: list) -> str:
-    return ", ".join(f"CAST('{d.isoformat()}' AS DATE)" for d in dates)
-
-
 def process(run: MicroBatch, batch: DataFrame) -> list:
-    """Recompute the Gold tables for the days ``batch`` touched; returns those days."""
-    stats = batch.agg(
+    """Add a batch of Silver inserts to the Gold tables; returns the days it touched."""
+    rows = run.tables.reusable(batch.select(*GOLD_INPUT_COLUMNS))
+    stats = rows.agg(
         F.collect_set("event_date").alias("dates"), F.count(F.lit(1)).alias("rows"), *ingest_times("ingest_time")
     ).first()
-    dates = sorted(d for d in stats["dates"] if d)
-    if dates:
-        in_dates = _dates_predicate(dates)
-        silver = run.tables.read("silver.events", columns=GOLD_INPUT_COLUMNS).filter(f"event_date IN ({in_dates})")
-        for name, metric in gold_t.GOLD_METRICS.items():
-            run.tables.upsert(
-                metric(silver), name, app_id=run.app_id(name), batch_id=run.batch_id,
-                replace_where=f"target.event_date IN ({in_dates})",
+    if stats["rows"]:
+        candidates = gold_t.member_keys(rows)
+        counted = run.tables.read_matching("ops.gold_keys", candidates, "key", columns=["key", "batch_id"], within_days=0)
+        # New: not counted before, or counted by this very batch in an attempt that did not finish.
+        new_keys = run.tables.reusable(
+            candidates.join(counted, "key", "left")
+            .filter(F.col("batch_id").isNull() | (F.col("batch_id") == run.batch_id))
+            .withColumn("batch_id", F.lit(run.batch_id))
+        )
+        run.tables.append(new_keys, "ops.gold_keys", app_id=run.app_id("ops.gold_keys"), batch_id=run.batch_id)
+        for name, increment in gold_t.increments(rows, new_keys).items():
+            run.tables.accumulate(
+                increment, name, add=gold_t.ADDITIVE[name], derive=gold_t.DERIVED.get(name), batch_id=run.batch_id
             )
-    run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats)
-    return dates
+    run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats if stats["rows"] else None)
+    return sorted(d for d in stats["dates"] if d)

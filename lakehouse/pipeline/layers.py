@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 LAYER_TABLES = {
     "bronze": (catalog.BRONZE_EVENTS,),
     "silver": (catalog.SILVER_EVENTS, catalog.QUARANTINE),
-    "gold": catalog.GOLD_TABLES,
+    "gold": (*catalog.GOLD_TABLES, catalog.GOLD_KEYS),
 }
 
 

@@ -1,7 +1,14 @@
-"""Gold: the five metric tables of the public contract, computed from Silver rows.
+"""Gold: the five metric tables of the public contract, from Silver rows.
 
-Each function takes Silver rows (any slice of whole days) and returns that slice's Gold rows, so
-a batch recomputes exactly the days it touched and MERGEs them (see :mod:`lakehouse.pipeline`).
+Two ways to the same tables:
+
+* from scratch: :data:`GOLD_METRICS` turn Silver rows (whole days) into those days' Gold rows;
+* incrementally (the Gold stream): :func:`member_keys` lists what each distinct count counts (the users
+  of a day, the sessions that reached a funnel step, ...); the stream keeps the keys already counted, so
+  a batch's *new* keys are what its distinct counts grow by; :func:`increments` turns a batch of Silver
+  inserts and its new keys into what each Gold row grows by (:data:`ADDITIVE` columns), which is added
+  to the table. A batch therefore costs what the batch holds, not what the day or Silver holds, and the
+  counts stay exact.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from lakehouse import contract
 
 ACTIONS = contract.actions()
 UNKNOWN = "unknown"
+# daily_kpis' count of each action, in ACTIONS' order.
+_ACTION_COLUMNS = ("views", "clicks", "add_to_carts", "purchases")
 
 
 def _count_action(action: str) -> F.Column:
@@ -24,10 +33,7 @@ def daily_kpis(silver: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("events"),
         F.countDistinct("user_id").alias("active_users"),
         F.countDistinct("session_id").alias("sessions"),
-        _count_action("view").alias("views"),
-        _count_action("click").alias("clicks"),
-        _count_action("add_to_cart").alias("add_to_carts"),
-        _count_action("purchase").alias("purchases"),
+        *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
         F.countDistinct(F.when(F.col("action") == "purchase", F.col("session_id"))).alias("converted_sessions"),
     )
     return kpis.withColumn(
@@ -84,3 +90,114 @@ GOLD_METRICS = {
     "gold.traffic_daily": traffic_daily,
     "gold.top_pages_daily": top_pages_daily,
 }
+
+
+# -- incremental ------------------------------------------------------------------------------------
+
+# What each Gold table's rows grow by; every other non-key column is derived (DERIVED) or fixed at insert.
+ADDITIVE = {
+    "gold.daily_kpis": [
+        "events", "active_users", "sessions", "views", "clicks", "add_to_carts", "purchases", "converted_sessions",
+    ],
+    "gold.events_per_minute": ["events"],
+    "gold.funnel_daily": ["sessions"],
+    "gold.traffic_daily": ["events", "active_users"],
+    "gold.top_pages_daily": ["views", "unique_users"],
+}
+# Columns recomputed from the summed ones when a row grows (SQL over the MERGE's target and source).
+_SESSIONS = "(target.sessions + source.sessions)"
+DERIVED = {
+    "gold.daily_kpis": {
+        "conversion_rate": f"CASE WHEN {_SESSIONS} > 0 THEN CAST(target.converted_sessions + "
+        f"source.converted_sessions AS DOUBLE) / CAST({_SESSIONS} AS DOUBLE) ELSE 0.0 END",
+    },
+}
+_DIMENSIONS = ("device_type", "country", "source")
+
+
+def _keys(silver: DataFrame, metric: str, group: list[F.Column], member: str) -> DataFrame:
+    # JSON arrays: text fields may hold any character, and a key must still name one group and member.
+    group_text = F.to_json(F.array(*group)) if group else F.lit("[]")
+    return silver.select(
+        F.lit(metric).alias("metric"), "event_date", group_text.alias("group_key"), F.col(member).alias("member")
+    )
+
+
+def member_keys(silver: DataFrame) -> DataFrame:
+    """Every (metric, day, group, member) a distinct count of Gold counts, once each, with its ``key``."""
+    dims = [F.coalesce(F.col(d), F.lit(UNKNOWN)) for d in _DIMENSIONS]
+    views = silver.filter(F.col("action") == "view")
+    purchases = silver.filter(F.col("action") == "purchase")
+    keys = (
+        _keys(silver, "users", [], "user_id")
+        .unionByName(_keys(silver, "sessions", [], "session_id"))
+        .unionByName(_keys(purchases, "converted_sessions", [], "session_id"))
+        .unionByName(_keys(silver, "funnel_sessions", [F.col("action")], "session_id"))
+        .unionByName(_keys(silver, "traffic_users", dims, "user_id"))
+        .unionByName(_keys(views, "page_users", [F.col("page")], "user_id"))
+    )
+    key = F.to_json(F.array("metric", F.col("event_date").cast("string"), "group_key", "member"))
+    return keys.withColumn("key", key).dropDuplicates(["key"])
+
+
+def _new(new_keys: DataFrame, metric: str, name: str, group: list[str]) -> DataFrame:
+    """How many new members each group of ``metric`` gained, its group split back into ``group`` columns."""
+    counted = new_keys.filter(F.col("metric") == metric).groupBy("event_date", "group_key").agg(
+        F.count(F.lit(1)).alias(name)
+    )
+    parts = F.from_json("group_key", "array<string>")
+    return counted.select("event_date", *[parts.getItem(i).alias(c) for i, c in enumerate(group)], name)
+
+
+def _with(base: DataFrame, extra: DataFrame, on: list[str], columns: list[str]) -> DataFrame:
+    joined = base.join(extra, on, "left")
+    return joined.select(*base.columns, *[F.coalesce(F.col(c), F.lit(0)).cast("bigint").alias(c) for c in columns])
+
+
+def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
+    """What each Gold row grows by, from a batch of Silver inserts and the batch's new member keys.
+
+    Rows of groups the batch touched only; ``conversion_rate`` is the batch's own (it is recomputed from the
+    sums when an existing row grows, see :data:`DERIVED`).
+    """
+    by_day = silver.groupBy("event_date").agg(
+        F.count(F.lit(1)).alias("events"),
+        *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
+    )
+    kpis = by_day
+    for metric in ("active_users", "sessions", "converted_sessions"):
+        source = {"active_users": "users"}.get(metric, metric)
+        kpis = _with(kpis, _new(new_keys, source, metric, []), ["event_date"], [metric])
+    kpis = kpis.withColumn(
+        "conversion_rate",
+        F.when(F.col("sessions") > 0, F.col("converted_sessions") / F.col("sessions")).otherwise(F.lit(0.0)),
+    )
+    steps = silver.sparkSession.createDataFrame(
+        [(action, order) for order, action in enumerate(ACTIONS, start=1)], "step string, step_order int"
+    )
+    funnel = _with(
+        silver.select("event_date").distinct().crossJoin(steps),
+        _new(new_keys, "funnel_sessions", "sessions", ["step"]),
+        ["event_date", "step"],
+        ["sessions"],
+    )
+    dims = [F.coalesce(F.col(d), F.lit(UNKNOWN)).alias(d) for d in _DIMENSIONS]
+    traffic = _with(
+        silver.groupBy("event_date", *dims).agg(F.count(F.lit(1)).alias("events")),
+        _new(new_keys, "traffic_users", "active_users", list(_DIMENSIONS)),
+        ["event_date", *_DIMENSIONS],
+        ["active_users"],
+    )
+    pages = _with(
+        silver.filter(F.col("action") == "view").groupBy("event_date", "page").agg(F.count(F.lit(1)).alias("views")),
+        _new(new_keys, "page_users", "unique_users", ["page"]),
+        ["event_date", "page"],
+        ["unique_users"],
+    )
+    return {
+        "gold.daily_kpis": kpis,
+        "gold.events_per_minute": events_per_minute(silver),
+        "gold.funnel_daily": funnel,
+        "gold.traffic_daily": traffic,
+        "gold.top_pages_daily": pages,
+    }

@@ -36,6 +36,10 @@ class FakeFrame(Recorder):
         self._log.append(("dropDuplicates", (list(keys),), {}))
         return self
 
+    def withColumn(self, name: str, column) -> FakeFrame:  # noqa: N802 - PySpark's name
+        self._log.append(("withColumn", (name,), {}))
+        return self
+
     def alias(self, name: str) -> FakeFrame:
         self._log.append(("alias", (name,), {}))
         return self
@@ -103,24 +107,46 @@ def _merge_calls(calls):
 
 
 @pytest.mark.usefixtures("fake_delta_table")
-def test_upsert_merges_null_safely_on_the_keys_and_replaces_the_given_days(calls):
+def test_upsert_merges_null_safely_on_the_keys(calls):
     lakehouse = _lakehouse(calls)
-    lakehouse.upsert(FakeFrame(calls), "gold.traffic_daily", app_id="g", batch_id=3,
-                     replace_where="target.event_date IN (DATE'2026-11-20')")
+    lakehouse.upsert(FakeFrame(calls), "ops.pipeline_metrics", app_id="ops", batch_id=3)
 
-    keys = catalog.TRAFFIC_DAILY.keys
+    keys = catalog.PIPELINE_METRICS.keys
     assert ("dropDuplicates", (list(keys),), {}) in calls
     condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
     merge = _merge_calls(calls)
-    assert merge[0][0] == "DeltaTable.forName" and merge[0][1][1] == "`clickstream`.`gold`.`traffic_daily`"
+    assert merge[0][0] == "DeltaTable.forName" and merge[0][1][1] == "`clickstream`.`ops`.`pipeline_metrics`"
     assert [(path.rsplit(".", 1)[-1], args, kwargs) for path, args, kwargs in merge[1:]] == [
         ("alias", ("target",), {}),
         ("merge", (merge[2][1][0], condition), {}),
         ("whenMatchedUpdateAll", (), {}),
         ("whenNotMatchedInsertAll", (), {}),
-        ("whenNotMatchedBySourceDelete", (), {"condition": "target.event_date IN (DATE'2026-11-20')"}),
         ("execute", (), {}),
     ]
+
+
+@pytest.mark.usefixtures("fake_delta_table")
+def test_accumulate_adds_to_matched_rows_unless_they_carry_the_batch_already(calls):
+    _lakehouse(calls).accumulate(
+        FakeFrame(calls), "gold.traffic_daily", add=["events", "active_users"], batch_id=9,
+    )
+
+    condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in catalog.TRAFFIC_DAILY.keys)
+    merge = [(path.rsplit(".", 1)[-1], args, kwargs) for path, args, kwargs in _merge_calls(calls)]
+    assert merge[2][1][1] == condition
+    assert merge[3] == (
+        "whenMatchedUpdate",
+        (),
+        {
+            "condition": "target.`_batch_id` IS DISTINCT FROM source.`_batch_id`",
+            "set": {
+                "events": "target.`events` + source.`events`",
+                "active_users": "target.`active_users` + source.`active_users`",
+                "_batch_id": "source.`_batch_id`",
+            },
+        },
+    )
+    assert [step for step, _, _ in merge[4:]] == ["whenNotMatchedInsertAll", "execute"]
 
 
 @pytest.mark.usefixtures("fake_delta_table")

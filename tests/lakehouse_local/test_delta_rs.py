@@ -182,23 +182,19 @@ def test_merge_update_overwrites_matched_rows_and_ignore_keeps_them(tmp_path):
         delta_rs.merge(path, events(("e1", "view", 20)), keys=["nope"])
 
 
-def test_merge_delete_unmatched_where_replaces_the_rows_of_the_given_days(tmp_path):
+def test_merge_with_matched_updates_adds_to_the_rows_it_matches_once_per_batch(tmp_path):
     path = str(tmp_path / "daily")
-    kpis = pa.table(
-        {"day": ["2026-11-19", "2026-11-20", "2026-11-20"], "action": ["view", "view", "click"], "n": [5, 3, 1]}
-    )
-    delta_rs.merge(path, kpis, keys=["day", "action"])
+    delta_rs.merge(path, pa.table({"day": ["2026-11-19", "2026-11-20"], "n": [5, 3], "b": [0, 0]}), keys=["day"])
+    adds = {"n": "target.n + source.n", "b": "source.b"}
+    batch_1 = pa.table({"day": ["2026-11-20", "2026-11-21"], "n": [4, 2], "b": [1, 1]})
 
-    recomputed = pa.table({"day": ["2026-11-20"], "action": ["view"], "n": [4]})
-    metrics = delta_rs.merge(
-        path, recomputed, keys=["day", "action"], delete_unmatched_where="target.day IN ('2026-11-20')"
-    )
+    delta_rs.merge(path, batch_1, keys=["day"], matched_updates=adds, matched_when="target.b IS DISTINCT FROM source.b")
+    delta_rs.merge(path, batch_1, keys=["day"], matched_updates=adds, matched_when="target.b IS DISTINCT FROM source.b")
 
-    assert metrics["num_target_rows_deleted"] == 1
     assert delta_rows(path, sort_by="day").to_pydict() == {
-        "day": ["2026-11-19", "2026-11-20"],
-        "action": ["view", "view"],
-        "n": [5, 4],
+        "day": ["2026-11-19", "2026-11-20", "2026-11-21"],
+        "n": [5, 7, 2],  # added once, though merged twice
+        "b": [0, 1, 1],
     }
 
 
