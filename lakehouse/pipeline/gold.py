@@ -44,10 +44,10 @@ def process(run: MicroBatch, batch: DataFrame) -> list:
         F.collect_set("event_date").alias("dates"), F.count(F.lit(1)).alias("rows"), *ingest_times("ingest_time")
     ).first()
     if stats["rows"]:
-        candidates = gold_t.member_keys(rows)
+        candidates = run.tables.reusable(gold_t.member_keys(rows))
         counted = run.tables.read_matching("ops.gold_keys", candidates, "key", columns=["key", "batch_id"], within_days=0)
         # New: not counted before, or counted by this very batch in an attempt that did not finish.
-        new_keys = run.tables.reusable(
+        new_keys = (
             candidates.join(counted, "key", "left")
             .filter(F.col("batch_id").isNull() | (F.col("batch_id") == run.batch_id))
             .withColumn("batch_id", F.lit(run.batch_id))

@@ -115,29 +115,34 @@ DERIVED = {
 _DIMENSIONS = ("device_type", "country", "source")
 
 
-def _keys(silver: DataFrame, metric: str, group: list[F.Column], member: str) -> DataFrame:
-    # JSON arrays: text fields may hold any character, and a key must still name one group and member.
-    group_text = F.to_json(F.array(*group)) if group else F.lit("[]")
-    return silver.select(
-        F.lit(metric).alias("metric"), "event_date", group_text.alias("group_key"), F.col(member).alias("member")
-    )
-
-
 def member_keys(silver: DataFrame) -> DataFrame:
-    """Every (metric, day, group, member) a distinct count of Gold counts, once each, with its ``key``."""
-    dims = [F.coalesce(F.col(d), F.lit(UNKNOWN)) for d in _DIMENSIONS]
-    views = silver.filter(F.col("action") == "view")
-    purchases = silver.filter(F.col("action") == "purchase")
-    keys = (
-        _keys(silver, "users", [], "user_id")
-        .unionByName(_keys(silver, "sessions", [], "session_id"))
-        .unionByName(_keys(purchases, "converted_sessions", [], "session_id"))
-        .unionByName(_keys(silver, "funnel_sessions", [F.col("action")], "session_id"))
-        .unionByName(_keys(silver, "traffic_users", dims, "user_id"))
-        .unionByName(_keys(views, "page_users", [F.col("page")], "user_id"))
+    """Every (metric, day, group, member) a distinct count of Gold counts, once each, with its ``key``.
+
+    One pass: each event names its members of every metric (an array), exploded and deduplicated once.
+    Groups and keys are JSON arrays, since text fields may hold any character and a key must still name
+    one group and one member.
+    """
+    dims = F.to_json(F.array(*[F.coalesce(F.col(d), F.lit(UNKNOWN)) for d in _DIMENSIONS]))
+    whole_day = F.lit("[]")
+
+    def member(metric: str, group: F.Column, who: str) -> F.Column:
+        return F.struct(F.lit(metric).alias("metric"), group.alias("group_key"), F.col(who).alias("member"))
+
+    members = F.array(
+        member("users", whole_day, "user_id"),
+        member("sessions", whole_day, "session_id"),
+        member("funnel_sessions", F.to_json(F.array("action")), "session_id"),
+        member("traffic_users", dims, "user_id"),
     )
+    only_if = {
+        "converted_sessions": (F.col("action") == "purchase", whole_day, "session_id"),
+        "page_users": (F.col("action") == "view", F.to_json(F.array("page")), "user_id"),
+    }
+    for metric, (condition, group, who) in only_if.items():
+        members = F.when(condition, F.array_append(members, member(metric, group, who))).otherwise(members)
+    keys = silver.select("event_date", F.explode(members).alias("m")).select("event_date", "m.*").distinct()
     key = F.to_json(F.array("metric", F.col("event_date").cast("string"), "group_key", "member"))
-    return keys.withColumn("key", key).dropDuplicates(["key"])
+    return keys.withColumn("key", key)
 
 
 def _new(new_keys: DataFrame, metric: str, name: str, group: list[str]) -> DataFrame:
