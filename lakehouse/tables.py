@@ -40,9 +40,13 @@ def looks_like_path(location: str) -> bool:
     return "/" in location or location.startswith((".", "~")) or ":" in location
 
 
-def stream_id(checkpoint: str) -> str:
-    """A stable id for a stream, derived from its checkpoint location (the app id of its idempotent writes)."""
-    return hashlib.sha1(checkpoint.rstrip("/").encode()).hexdigest()[:16]
+def stream_id(checkpoint: str, query_id: str | None = None) -> str:
+    """The id of a stream's idempotent writes: its checkpoint location and the query id Spark keeps there.
+
+    The query id is new whenever the checkpoint is, so after a reset (tables and checkpoint cleared, batch
+    ids starting at 0 again) no write is mistaken for one the previous stream already made.
+    """
+    return hashlib.sha1(f"{checkpoint.rstrip('/')}|{query_id or ''}".encode()).hexdigest()[:16]
 
 
 def dedup_on_keys(df: DataFrame, keys: list[str], order_by: list[str] | None = None) -> DataFrame:
@@ -115,6 +119,10 @@ class Lakehouse(ABC):
     @abstractmethod
     def remove_checkpoint(self, stream: str) -> None:
         """Delete a stream's checkpoint folder."""
+
+    @abstractmethod
+    def delete_where(self, name: str, predicate: str) -> None:
+        """Delete the rows of table ``name`` that satisfy the SQL ``predicate``."""
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -66,6 +66,9 @@ class UnityCatalogLakehouse(Lakehouse):
     def drop(self, name: str) -> None:
         self.session.sql(f"DROP TABLE IF EXISTS {self.identifier(name)}")
 
+    def delete_where(self, name: str, predicate: str) -> None:
+        self.session.sql(f"DELETE FROM {self.identifier(name)} WHERE {predicate}")
+
     def remove_checkpoint(self, stream: str) -> None:
         target = self.checkpoint(stream)
         if target.startswith("/"):  # a Unity Catalog volume, mounted on every compute under /Volumes

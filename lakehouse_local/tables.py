@@ -59,6 +59,9 @@ class FolderLakehouse(Lakehouse):
     def drop(self, name: str) -> None:
         shutil.rmtree(self.path(name), ignore_errors=True)
 
+    def delete_where(self, name: str, predicate: str) -> None:
+        delta_rs.delete(self.path(name), predicate)
+
     def remove_checkpoint(self, stream: str) -> None:
         shutil.rmtree(self.checkpoint(stream), ignore_errors=True)
 

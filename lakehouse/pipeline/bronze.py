@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.pipeline.metrics import MicroBatch, ingest_times
-from lakehouse.tables import Lakehouse, stream_id
+from lakehouse.tables import Lakehouse
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class BronzeBatch:
     tables: Lakehouse
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        run = MicroBatch(self.tables.bind(batch.sparkSession), "bronze", stream_id(self.tables.checkpoint("bronze")), batch_id)
+        run = MicroBatch.start(self.tables, "bronze", batch, batch_id)
         batch = run.tables.reusable(batch)
         stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
         if stats["rows"]:
