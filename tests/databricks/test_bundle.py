@@ -185,7 +185,7 @@ def test_base_parameters_are_exactly_the_widgets_the_notebook_declares(bundle, t
     assert cfg.checkpoint_root == "/Volumes/clickstream_dev_jane_doe/ops/checkpoints"
     if task_key != "setup":
         assert cfg.landing_path == "s3://example-clickstream-bucket/landing/clickstream"
-        assert cfg.reset is False
+        assert cfg.reset == "false"  # a scheduled run never resets
         assert cfg.trigger == config.AVAILABLE_NOW
 
 
