@@ -91,7 +91,8 @@ class Lakehouse(ABC):
 
     # -- addressing -----------------------------------------------------------------------------
 
-    def checkpoint(self, stream: str) -> str:
+    def checkpoint_location(self, stream: str) -> str:
+        """The checkpoint folder of a stream (its ``checkpointLocation``)."""
         return f"{self.checkpoint_root}/{stream}"
 
     def schema_location(self, stream: str) -> str:

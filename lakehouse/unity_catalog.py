@@ -70,7 +70,7 @@ class UnityCatalogLakehouse(Lakehouse):
         self.session.sql(f"DELETE FROM {self.identifier(name)} WHERE {predicate}")
 
     def remove_checkpoint(self, stream: str) -> None:
-        target = self.checkpoint(stream)
+        target = self.checkpoint_location(stream)
         if target.startswith("/"):  # a Unity Catalog volume, mounted on every compute under /Volumes
             shutil.rmtree(target, ignore_errors=True)
             return

@@ -63,7 +63,7 @@ class FolderLakehouse(Lakehouse):
         delta_rs.delete(self.path(name), predicate)
 
     def remove_checkpoint(self, stream: str) -> None:
-        shutil.rmtree(self.checkpoint(stream), ignore_errors=True)
+        shutil.rmtree(self.checkpoint_location(stream), ignore_errors=True)
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ bronze_rows = bronze_t.bronze_rows(landed)  # value + _source_file, _file_size, 
 
 query = (
     bronze_rows.writeStream.foreachBatch(bronze.BronzeBatch(tables))
-    .option("checkpointLocation", tables.checkpoint("bronze"))
+    .option("checkpointLocation", tables.checkpoint_location("bronze"))
     .queryName("clickstream_bronze")
     .trigger(**cfg.trigger_kwargs())
     .start()

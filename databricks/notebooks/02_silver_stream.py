@@ -94,7 +94,7 @@ kept = (
 query = (
     silver.with_dedup_verdicts(parsed, kept)
     .writeStream.foreachBatch(silver.SilverBatch(tables, cfg))
-    .option("checkpointLocation", tables.checkpoint("silver"))
+    .option("checkpointLocation", tables.checkpoint_location("silver"))
     .queryName("clickstream_silver")
     .trigger(**cfg.trigger_kwargs())
     .start()

@@ -46,7 +46,7 @@ silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.g
 
 query = (
     silver_events.writeStream.foreachBatch(gold.GoldBatch(tables))
-    .option("checkpointLocation", tables.checkpoint("gold"))
+    .option("checkpointLocation", tables.checkpoint_location("gold"))
     .queryName("clickstream_gold")
     .trigger(**cfg.trigger_kwargs())
     .start()

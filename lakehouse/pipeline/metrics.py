@@ -39,7 +39,7 @@ class MicroBatch:
         """The micro-batch ``batch_id`` of ``layer``'s stream: its tables bound to the batch's session, its
         stream id (checkpoint and query id), and, with ``watermark``, the event-time watermark it ran with."""
         spark = batch.sparkSession
-        checkpoint = tables.checkpoint(layer)
+        checkpoint = tables.checkpoint_location(layer)
         return cls(
             tables.bind(spark), layer, stream_id(checkpoint, spark_internals.query_id(spark, checkpoint)), batch_id,
             watermark=spark_internals.batch_watermark(spark, checkpoint, batch_id) if watermark else None,
