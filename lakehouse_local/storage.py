@@ -5,6 +5,11 @@ or a plain local path. S3 goes through boto3, which honours ``AWS_ENDPOINT_URL``
 endpoint locally, nothing on AWS). Listing follows Spark's file sources: recursive, and names that
 start with ``_`` or ``.`` (hidden, e.g. ``_delta_log``, ``.tmp``) are skipped at every level below
 the listed root.
+
+A listing can start after a key (``start_after``, a path relative to the listed location): only
+files whose relative key sorts after it are returned. Keys are ordered as S3 orders them, by code
+point of the whole relative path (``/`` included), on S3 (``ListObjectsV2``'s ``StartAfter``) and on
+a local disk alike, where folders whose every key sorts before it are not read at all.
 """
 
 from __future__ import annotations
@@ -104,24 +109,40 @@ def s3_client():
     return current[1]
 
 
-def list_files(uri: str, *, skip_hidden: bool = True) -> list[FileInfo]:
+def list_files(uri: str, *, skip_hidden: bool = True, start_after: str | None = None) -> list[FileInfo]:
     """Every file under ``uri`` (recursively), or ``uri`` itself when it names a file.
 
     A location that does not exist yet lists as empty: a landing prefix may be created by the
-    first file written to it.
+    first file written to it. With ``start_after`` (a key relative to ``uri``, see
+    :func:`relative_key`), only files whose key sorts after it.
     """
     if is_s3(uri):
-        return _list_s3(uri, skip_hidden=skip_hidden)
-    return _list_local(local_path(uri), skip_hidden=skip_hidden)
+        return _list_s3(uri, skip_hidden=skip_hidden, start_after=start_after)
+    return _list_local(local_path(uri), skip_hidden=skip_hidden, start_after=start_after)
 
 
-def _list_s3(uri: str, *, skip_hidden: bool) -> list[FileInfo]:
+def relative_key(root: str, path: str) -> str:
+    """The key of ``path`` (a listed file's URI) relative to the listed location ``root``.
+
+    The order of these keys is the order listings follow (:func:`list_files`'s ``start_after``).
+    Local URIs are percent-encoded, keys are not; a root that names the file itself gives ``""``.
+    """
+    prefix = root.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        return ""
+    rest = path[len(prefix) :]
+    return rest if is_s3(root) else unquote(rest)
+
+
+def _list_s3(uri: str, *, skip_hidden: bool, start_after: str | None) -> list[FileInfo]:
     scheme, bucket, key = split_s3(uri)
     client = s3_client()
     prefix = key.rstrip("/") + "/" if key.strip("/") else ""
     found: list[FileInfo] = []
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    # One request per 1,000 keys; after a key, only the keys that sort after it are paid for.
+    extra = {"StartAfter": prefix + start_after} if start_after else {}
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
         for obj in page.get("Contents", ()):
             object_key = obj["Key"]
             if object_key.endswith("/"):
@@ -136,8 +157,8 @@ def _list_s3(uri: str, *, skip_hidden: bool) -> list[FileInfo]:
                     modification_time_ms=int(obj["LastModified"].timestamp() * 1000),
                 )
             )
-    if not found and key and not key.endswith("/"):
-        # The URI may name one object rather than a prefix.
+    if not found and key and not key.endswith("/") and start_after is None:
+        # The URI may name one object rather than a prefix (a listing after a key already found it).
         try:
             head = client.head_object(Bucket=bucket, Key=key)
         except client.exceptions.ClientError:
@@ -146,27 +167,49 @@ def _list_s3(uri: str, *, skip_hidden: bool) -> list[FileInfo]:
     return found
 
 
-def _list_local(root: Path, *, skip_hidden: bool) -> list[FileInfo]:
+def _list_local(root: Path, *, skip_hidden: bool, start_after: str | None) -> list[FileInfo]:
     if root.is_file():
         stat = root.stat()
         return [FileInfo(local_uri(root), stat.st_size, stat.st_mtime_ns // 1_000_000)]
     if not root.is_dir():
         return []
     found: list[FileInfo] = []
-    for directory, dirnames, filenames in os.walk(root):
-        if skip_hidden:
-            dirnames[:] = [d for d in dirnames if not is_hidden(d)]
-        dirnames.sort()
-        for filename in sorted(filenames):
-            if skip_hidden and is_hidden(filename):
-                continue
-            full = os.path.join(directory, filename)
-            try:
-                stat = os.stat(full)
-            except FileNotFoundError:
-                continue  # removed between listing and stat
-            found.append(FileInfo(Path(full).as_uri(), stat.st_size, stat.st_mtime_ns // 1_000_000))
+    _walk_local(str(root), "", found, skip_hidden=skip_hidden, start_after=start_after)
     return found
+
+
+def _walk_local(directory: str, prefix: str, found: list[FileInfo], *, skip_hidden: bool, start_after: str | None) -> None:
+    """Files first, then sub-folders, names in order (as ``os.walk`` with sorted names, links not followed).
+
+    After a key, a file is stat'ed only when its key sorts after it, and a folder is read only when
+    some key in it can (its ``<folder>/`` sorts after the key, or the key lies inside it).
+    """
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # removed while listing
+    folders: list[tuple[str, str]] = []
+    for entry in entries:
+        name = entry.name
+        if skip_hidden and is_hidden(name):
+            continue
+        key = prefix + name
+        if entry.is_dir():
+            inner = key + "/"
+            if entry.is_symlink() or (start_after is not None and inner < start_after and not start_after.startswith(inner)):
+                continue
+            folders.append((entry.path, inner))
+            continue
+        if start_after is not None and key <= start_after:
+            continue
+        try:
+            stat = entry.stat()
+        except FileNotFoundError:
+            continue  # removed between listing and stat
+        found.append(FileInfo(Path(entry.path).as_uri(), stat.st_size, stat.st_mtime_ns // 1_000_000))
+    for path, inner in folders:
+        _walk_local(path, inner, found, skip_hidden=skip_hidden, start_after=start_after)
 
 
 def read_bytes(uri: str) -> bytes:
