@@ -8,7 +8,10 @@ folders, so the Bronze notebook runs unchanged on a laptop. Storage access lives
 - :mod:`~lakehouse_local.sources.cloudfiles.options`: accepted options and their validation.
 - :mod:`~lakehouse_local.sources.cloudfiles.layout`: the output schema of each format and how its
   special columns (``_metadata``, rescued data, corrupt records) are filled.
-- :mod:`~lakehouse_local.sources.cloudfiles.discovery`: exactly-once file discovery (the discovery log).
+- :mod:`~lakehouse_local.sources.cloudfiles.listing`: listing the source path, in full or after the
+  last key seen (incremental listing, backfills).
+- :mod:`~lakehouse_local.sources.cloudfiles.discovery`: exactly-once file discovery (the discovery log)
+  and what it remembers (compaction, ``maxFileAge``, files the landing no longer has).
 - :mod:`~lakehouse_local.sources.cloudfiles.readers`: the stream and batch readers (offsets, read limits).
 - :mod:`~lakehouse_local.sources.cloudfiles.files`: partition planning and reading files into Arrow.
 - :mod:`~lakehouse_local.sources.cloudfiles.json_conversion` and

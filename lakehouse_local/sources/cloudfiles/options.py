@@ -11,9 +11,19 @@ Names are case-insensitive, as everywhere in Spark:
 ``cloudFiles.includeExistingFiles`` ``true`` (default) or ``false``: skip files present when a new
                                     checkpoint starts.
 ``cloudFiles.schemaEvolutionMode``  ``rescue`` or ``none`` (the schema never evolves here).
+``cloudFiles.useIncrementalListing`` ``auto`` (default), ``true`` or ``false``: list only the keys after
+                                    the last one seen, or everything (see
+                                    :mod:`~lakehouse_local.sources.cloudfiles.listing`).
+``cloudFiles.backfillInterval``     an interval (``"1 hour"``, ``"1 day"``, ``"1 week"``): list everything
+                                    this often, to find keys that sort before the last one seen.
+                                    Default: none (``auto`` then backfills every hour).
+``cloudFiles.maxFileAge``           an interval, default none (as Auto Loader): how long a discovered
+                                    path is remembered, and the age past which a newly listed file is
+                                    ignored, counted back from the newest file discovered (see
+                                    :mod:`~lakehouse_local.sources.cloudfiles.discovery`).
 ``cloudFiles.validateOptions``      accepted; options are always validated.
 ``path``, ``pathGlobFilter`` (file-name glob), ``rescuedDataColumn``, ``columnNameOfCorruptRecord``,
-``recursiveFileLookup`` (listing is always recursive, as Auto Loader's is).
+``recursiveFileLookup`` (listing is always recursive, as Auto Loader's is: only ``true`` is accepted).
 
 Anything else raises ``ValueError`` naming the option (see :mod:`lakehouse_local.sources.options`).
 """
@@ -31,6 +41,7 @@ SUPPORTED_FORMATS = ("json", "text")
 DEFAULT_RESCUED_DATA_COLUMN = "_rescued_data"
 DEFAULT_CORRUPT_RECORD_COLUMN = "_corrupt_record"
 SCHEMA_EVOLUTION_MODES = ("rescue", "none")
+INCREMENTAL_LISTING_MODES = ("auto", "true", "false")
 
 # Every accepted option, as users spell it.
 CLOUD_FILES_OPTIONS = (
@@ -40,6 +51,9 @@ CLOUD_FILES_OPTIONS = (
     "cloudFiles.maxBytesPerTrigger",
     "cloudFiles.includeExistingFiles",
     "cloudFiles.schemaEvolutionMode",
+    "cloudFiles.useIncrementalListing",
+    "cloudFiles.backfillInterval",
+    "cloudFiles.maxFileAge",
     "cloudFiles.validateOptions",
 )
 GENERIC_OPTIONS = ("path", "pathGlobFilter", "rescuedDataColumn", "columnNameOfCorruptRecord", "recursiveFileLookup")
@@ -59,6 +73,9 @@ class CloudFilesOptions:
     rescued_data_column: str = DEFAULT_RESCUED_DATA_COLUMN
     rescued_data_column_requested: bool = False
     corrupt_record_column: str = DEFAULT_CORRUPT_RECORD_COLUMN
+    use_incremental_listing: str = "auto"
+    backfill_interval_ms: int | None = None
+    max_file_age_ms: int | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> CloudFilesOptions:
@@ -99,7 +116,19 @@ class CloudFilesOptions:
                     f"(the schema never evolves here); use one of: {', '.join(SCHEMA_EVOLUTION_MODES)}."
                 )
         opts.flag("cloudFiles.validateOptions", True)
-        opts.flag("recursiveFileLookup", True)
+        if not opts.flag("recursiveFileLookup", True):
+            raise ValueError(
+                "cloudFiles source: recursiveFileLookup 'false' is not supported: listing is always recursive, "
+                "as Auto Loader's is. Point the path at the folder to read, or filter names with pathGlobFilter."
+            )
+        incremental = (opts.get("cloudFiles.useIncrementalListing") or "auto").strip().lower()
+        if incremental not in INCREMENTAL_LISTING_MODES:
+            raise ValueError(
+                f"cloudFiles source: cloudFiles.useIncrementalListing must be one of "
+                f"{', '.join(INCREMENTAL_LISTING_MODES)}, got {opts.get('cloudFiles.useIncrementalListing')!r}."
+            )
+        backfill = opts.get("cloudFiles.backfillInterval")
+        max_age = opts.get("cloudFiles.maxFileAge")
 
         max_files = opts.integer("cloudFiles.maxFilesPerTrigger", positive=True)
         max_bytes = opts.get("cloudFiles.maxBytesPerTrigger")
@@ -118,6 +147,9 @@ class CloudFilesOptions:
             rescued_data_column=rescued or DEFAULT_RESCUED_DATA_COLUMN,
             rescued_data_column_requested=bool(rescued) or mode == "rescue",
             corrupt_record_column=opts.get("columnNameOfCorruptRecord") or DEFAULT_CORRUPT_RECORD_COLUMN,
+            use_incremental_listing=incremental,
+            backfill_interval_ms=parse_interval(backfill, "cloudFiles.backfillInterval") if backfill else None,
+            max_file_age_ms=parse_interval(max_age, "cloudFiles.maxFileAge") if max_age else None,
         )
 
 
@@ -132,3 +164,25 @@ def parse_byte_size(value: str, option: str = "size") -> int:
             f"cloudFiles source: {option} must be a positive byte size such as '10m' or '1g', got {value!r}."
         )
     return int(match.group(1)) * 1024 ** "_kmgtp".index(match.group(2).lower() or "_")
+
+
+_INTERVAL_UNITS_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 604_800_000}
+_INTERVAL_TERM = re.compile(r"(\d+)\s*(second|minute|hour|day|week)s?", re.IGNORECASE)
+
+
+def parse_interval(value: str, option: str) -> int:
+    """``"1 day"`` → 86400000 (milliseconds). Terms add up (``"1 day 12 hours"``); ``interval`` may lead.
+
+    Months and years are refused: their length varies, and an age or a backfill period needs one.
+    """
+    text = value.strip()
+    if text.lower().startswith("interval"):
+        text = text[len("interval") :]
+    terms = _INTERVAL_TERM.findall(text)
+    total = sum(int(count) * _INTERVAL_UNITS_MS[unit.lower()] for count, unit in terms)
+    if not terms or _INTERVAL_TERM.sub("", text).strip() or total <= 0:
+        raise ValueError(
+            f"cloudFiles source: {option} must be a positive interval such as '30 minutes', '1 day' or '1 week' "
+            f"(units: {', '.join(_INTERVAL_UNITS_MS)}), got {value!r}."
+        )
+    return total

@@ -15,9 +15,10 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
-from lakehouse_local.sources.cloudfiles.discovery import DiscoveryLog, list_source_files
+from lakehouse_local.sources.cloudfiles.discovery import DiscoveryLog
 from lakehouse_local.sources.cloudfiles.files import FilesPartition, plan_partitions, read_partition
 from lakehouse_local.sources.cloudfiles.layout import OutputLayout
+from lakehouse_local.sources.cloudfiles.listing import IncrementalListing, list_source_files
 from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions
 
 DEFAULT_MAX_FILES_PER_TRIGGER = 1000
@@ -35,21 +36,33 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         self.options = options
         self.layout = layout
         self._log: DiscoveryLog | None = None
+        self._listing: IncrementalListing | None = None
         self._target_seq: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_log"] = None
+        state["_listing"] = None
         return state
 
     def _discovery(self) -> DiscoveryLog:
         if self._log is None:
             assert self.options.schema_location is not None
-            self._log = DiscoveryLog.open(self.options.schema_location, self.options.path)
+            self._log = DiscoveryLog.open(
+                self.options.schema_location, self.options.path, max_file_age_ms=self.options.max_file_age_ms
+            )
         return self._log
 
     def _discover(self) -> None:
-        self._discovery().record(list_source_files(self.options))
+        """List the source path (in full, or after the last key seen) and record what is new."""
+        discovery = self._discovery()
+        if self._listing is None:
+            self._listing = IncrementalListing(self.options, discovery)
+        after = self._listing.start_after()
+        files = list_source_files(self.options, after=after)
+        before = discovery.last_seq
+        discovery.record(files)
+        self._listing.listed(after, files, discovery.files(before, discovery.last_seq))
 
     def _offset(self, seq: int) -> dict[str, Any]:
         return {"seq": seq, "log": self._discovery().log_id}
@@ -131,7 +144,11 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         return read_partition(partition, self.layout)
 
     def commit(self, end: dict[str, Any]) -> None:
-        """Nothing to do: the discovery log is written before an offset is handed out."""
+        """Spark committed up to ``end``: those entries may leave the discovery log at its next compaction.
+
+        Nothing else to do: the discovery log is written before an offset is handed out.
+        """
+        self._discovery().mark_committed(self._seq(end))
 
 
 class CloudFilesBatchReader(DataSourceReader):

@@ -440,7 +440,9 @@ def test_offsets_honour_read_limits_and_list_only_when_needed(tmp_path, monkeypa
         write_local(landing, f"{n}.txt", "x" * n, mtime_s=1_714_557_600 + n)
     listings = []
     real_list = readers.list_source_files
-    monkeypatch.setattr(readers, "list_source_files", lambda options: listings.append(1) or real_list(options))
+    monkeypatch.setattr(
+        readers, "list_source_files", lambda options, **where: listings.append(where) or real_list(options, **where)
+    )
     reader = _stream_reader(landing, tmp_path / "schema", **{"cloudFiles.maxFilesPerTrigger": "2"})
 
     start = reader.initialOffset()
