@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote_from_bytes, unquote, urlparse
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ def _walk_local(directory: str, prefix: str, found: list[FileInfo], *, skip_hidd
     except (FileNotFoundError, NotADirectoryError):
         return  # removed while listing
     folders: list[tuple[str, str]] = []
+    folder_uri = Path(directory).as_uri().rstrip("/") + "/"  # a file's URI is this + its quoted name
     for entry in entries:
         name = entry.name
         if skip_hidden and is_hidden(name):
@@ -207,7 +208,8 @@ def _walk_local(directory: str, prefix: str, found: list[FileInfo], *, skip_hidd
             stat = entry.stat()
         except FileNotFoundError:
             continue  # removed between listing and stat
-        found.append(FileInfo(Path(entry.path).as_uri(), stat.st_size, stat.st_mtime_ns // 1_000_000))
+        uri = folder_uri + quote_from_bytes(os.fsencode(name))  # Path(entry.path).as_uri(), one name quoted
+        found.append(FileInfo(uri, stat.st_size, stat.st_mtime_ns // 1_000_000))
     for path, inner in folders:
         _walk_local(path, inner, found, skip_hidden=skip_hidden, start_after=start_after)
 

@@ -93,18 +93,18 @@ class IncrementalListing:
         """Take one listing's result: ``files`` listed after ``after`` (None: in full), ``new`` recorded from it."""
         root = self.options.path
         previous = self.cursor
+        log.debug("cloudFiles listed %d files after %r, %d new", len(files), after, len(new))
+        if after is None and files:
+            # An empty listing forgets nothing: a missing or unmounted folder is not an expiry.
+            self.discovery.forget_missing({info.path for info in files})
+        if self.mode == "false":
+            return  # every listing is full: no cursor to keep, no backfill to time
         if files:
             last = max(storage.relative_key(root, info.path) for info in files)
             self.cursor = last if previous is None else max(previous, last)
-        log.debug("cloudFiles listed %d files after %r, %d new", len(files), after, len(new))
         if after is not None:
             return
-        if files:
-            # An empty listing forgets nothing: a missing or unmounted folder is not an expiry.
-            self.discovery.forget_missing({info.path for info in files})
         self._full_in_this_run = True
-        if self.mode == "false":
-            return  # every listing is full: no backfill to time
         self.discovery.note_full_listing(self._now_ms())
         if self.mode == "auto":
             self._in_order = _in_landing_order(root, new, previous)
