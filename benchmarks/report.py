@@ -1,0 +1,301 @@
+"""The benchmark results as a table and as ``results.md``: :mod:`benchmarks.run` measures, this renders.
+
+Each scenario's section in ``results.json`` gives one or more summary rows (measurement, figure,
+aim, met, load average) and a details list in Markdown.
+"""
+
+from __future__ import annotations
+
+from benchmarks import discovery
+
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "producer", "discovery")
+
+AIMS = {
+    "ingest_ratio": 1.0,
+    "pipeline_events_per_s": 25_000,
+    "freshness_p95_s": 15.0,
+    "producer_events_per_s": 50_000,
+}
+
+
+
+def _num(value, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{round(value):,}"
+
+
+def _load(result: dict) -> str:
+    before, after = result.get("load_average_before"), result.get("load_average_after")
+    if not before:
+        return "n/a"
+    return f"{before[0]:.1f} → {after[0]:.1f}" if after else f"{before[0]:.1f}"
+
+
+def _met(value, aim, higher_is_better: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= aim if higher_is_better else value <= aim
+    return "yes" if ok else "no"
+
+
+def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(measurement, figure, aim, met, load average 1-min before → after) for the table."""
+    rows = []
+    s = results.get("scenarios", {})
+    if "ingest" in s:
+        ing = s["ingest"]
+        spark, bronze, cf = ing["plain_spark"], ing["bronze_notebook"], ing["cloudfiles_delta"]
+        rows.append(("Ingest · plain Spark json → parquet", f"{_num(spark.get('events_per_s'))} ev/s", "", "", _load(spark)))
+        rows.append((
+            f"Ingest · Bronze notebook (01) [{bronze.get('max_files_per_trigger', '?')} files/batch]",
+            f"{_num(bronze.get('events_per_s'))} ev/s = {_num(ing['ratio_bronze_vs_spark'], 2)}× plain",
+            "≥ 1.0×", _met(ing["ratio_bronze_vs_spark"], AIMS["ingest_ratio"]), _load(bronze),
+        ))
+        rows.append((
+            f"Ingest · cloudFiles json → delta [{cf.get('max_files_per_trigger', '?')} files/batch]",
+            f"{_num(cf.get('events_per_s'))} ev/s = {_num(ing['ratio_cloudfiles_vs_spark'], 2)}× plain",
+            "≥ 1.0×", _met(ing["ratio_cloudfiles_vs_spark"], AIMS["ingest_ratio"]), _load(cf),
+        ))
+    if "pipeline" in s:
+        p = s["pipeline"]
+        spark, ours = p["plain_spark_single_hop"], p["notebooks"]
+        rows.append(("Pipeline · plain Spark single hop (dedup)", f"{_num(spark.get('events_per_s'))} ev/s", "", "", _load(spark)))
+        rows.append((
+            "Pipeline · notebooks 00-03 landing → Gold",
+            f"{_num(ours.get('events_per_s'))} ev/s = {_num(p['ratio_vs_spark_single_hop'], 2)}× single hop",
+            "≥ 25,000 ev/s", _met(ours.get("events_per_s"), AIMS["pipeline_events_per_s"]), _load(ours),
+        ))
+    if "freshness" in s:
+        f = s["freshness"]["run"]
+        fr = f.get("freshness") or {}
+        rows.append((
+            "Freshness · produced → visible in Gold",
+            f"p50 {_num(fr.get('p50_s'), 1)} s · p95 {_num(fr.get('p95_s'), 1)} s · max {_num(fr.get('max_s'), 1)} s",
+            "p95 ≤ 15 s", _met(fr.get("p95_s"), AIMS["freshness_p95_s"], higher_is_better=False), _load(f),
+        ))
+    if "state" in s:
+        for size, r in s["state"]["runs"].items():
+            m = r.get("memory") or {}
+            failed = f"FAILED at batch {r.get('batches')} (Silver {_num(r.get('silver_rows_at_failure'))} rows): " if r.get("failed") else ""
+            rows.append((
+                f"State · Silver at {int(size):,} events",
+                f"{failed}dedup state rows median {_num(r.get('state_rows_median'))} (max {_num(r.get('state_rows_max'))}); "
+                f"peak JVM {_num(m.get('jvm_peak_mib'))} MiB, driver {_num(m.get('driver_python_peak_mib'))} MiB, "
+                f"worker {_num(m.get('worker_peak_mib'))} MiB; {_num(r.get('seconds'))} s",
+                "flat", "", _load(r),
+            ))
+        flat = state_flat(s["state"])
+        if flat is not None:
+            rows.append(("State · 1st size → last size", flat["verdict"], "flat", "yes" if flat["flat"] else "no", ""))
+    if "producer" in s:
+        r = s["producer"]["run"]
+        rows.append((
+            "Producer · into embedded S3",
+            f"{_num(r.get('events_per_s'))} ev/s (CPU-bound {_num(r.get('cpu_bound_events_per_s'))} ev/s)",
+            "≥ 50,000 ev/s", _met(r.get("events_per_s"), AIMS["producer_events_per_s"]), _load(r),
+        ))
+    if "discovery" in s:
+        rows += discovery.summary_rows(s["discovery"]["run"])
+    return rows
+
+
+def state_flat(state: dict) -> dict | None:
+    """Smallest vs largest size: dedup state rows (median over batches) and memory peaks within 25%."""
+    runs = {int(k): v for k, v in state.get("runs", {}).items() if "error" not in v and v.get("batches")}
+    if len(runs) < 2:
+        return None
+    small, large = runs[min(runs)], runs[max(runs)]
+    growth = max(runs) / min(runs)
+
+    def ratio(key: str, sub: str | None = None) -> float | None:
+        a = small.get(sub, {}).get(key) if sub else small.get(key)
+        b = large.get(sub, {}).get(key) if sub else large.get(key)
+        return round(b / a, 2) if a and b is not None else None
+
+    ratios = {
+        "state rows": ratio("state_rows_median"),
+        "JVM peak": ratio("jvm_peak_mib", "memory"),
+        "driver peak": ratio("driver_python_peak_mib", "memory"),
+        "worker peak": ratio("worker_peak_mib", "memory"),
+    }
+    flat = not large.get("failed") and all(r is not None and r <= 1.25 for r in ratios.values())
+    verdict = f"{growth:g}× the data → " + ", ".join(f"{k} ×{v}" for k, v in ratios.items())
+    if large.get("failed"):
+        verdict += f"; the {max(runs):,} run failed ({large['failed'][:120]})"
+    return {"flat": flat, "data_growth": growth, "ratios": ratios, "verdict": verdict}
+
+
+def _rss_trend(r: dict) -> str:
+    """Resident memory at the first, middle and last reported batch: growth with the Silver table shows here."""
+    points = [(b["batch"], b["rss_mib"]) for b in r.get("per_batch", []) if b.get("rss_mib") and b["input_rows"]]
+    if len(points) < 2:
+        return ""
+    picks = [points[0], points[len(points) // 2], points[-1]]
+    return "; ".join(
+        f"batch {batch}: JVM {m.get('jvm', 0):,.0f}, driver {m.get('driver', 0):,.0f}, workers {m.get('workers', 0):,.0f} MiB"
+        for batch, m in picks
+    )
+
+
+def render_markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Last run {results['updated_at']} on {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']} "
+        f"(git {results['git']['commit']}). Load average at the start of the last run: "
+        f"{', '.join(str(x) for x in results['load_average_at_start'])} (1, 5, 15 min).",
+        "",
+        "Reproduce: `" + results["command"] + "` (`make bench` runs `python -m benchmarks.run`).",
+        "",
+        "| measurement | figure | aim | met | load avg (1 min, before → after) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in summary_rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), ""]
+    if results["git"].get("uncommitted_changes"):
+        lines += [
+            "Measured with uncommitted changes in: " + ", ".join(results["git"]["uncommitted_changes"]) + ".",
+            "",
+        ]
+    s = results.get("scenarios", {})
+    for name in SCENARIOS:
+        if name not in s:
+            continue
+        commit = f" at git {s[name]['commit']}" if s[name].get("commit") else ""
+        lines += [f"## {name}", "", f"Measured {s[name].get('measured_at', '?')}{commit}.", ""]
+        lines += _details(name, s[name])
+    notes = results.get("notes")
+    if notes:
+        lines += ["## Notes", "", *notes, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _breakdown(progress: dict) -> str:
+    d = progress.get("duration_ms") or {}
+    parts = [f"{k} {v / 1000:.1f} s" for k, v in d.items() if v and k != "triggerExecution"]
+    return f"{progress.get('batches', '?')} batches; " + ", ".join(parts)
+
+
+def _memory(r: dict) -> str:
+    m = r.get("memory") or {}
+    if not m:
+        return ""
+    return (
+        f"peak RSS: JVM {m.get('jvm_peak_mib')} MiB, Python driver {m.get('driver_python_peak_mib')} MiB, "
+        f"largest Python worker {m.get('worker_peak_mib')} MiB (workers together {m.get('workers_peak_total_rss_mib')} MiB)"
+    )
+
+
+def _details(name: str, section: dict) -> list[str]:
+    out: list[str] = []
+
+    def describe(label: str, r: dict) -> None:
+        if "error" in r:
+            out.append(f"- **{label}**: failed ({r['error']}); log {r.get('log')}")
+            return
+        figure = f"{_num(r.get('events_per_s'))} events/s ({_num(r.get('lines'))} lines in {r.get('seconds')} s)"
+        out.append(f"- **{label}**: {figure}. {r.get('what', '')}.")
+        if "progress" in r and "duration_ms" in r["progress"]:
+            out.append(f"  - Spark progress: {_breakdown(r['progress'])}")
+        elif isinstance(r.get("progress"), dict):
+            for stream, p in r["progress"].items():
+                if isinstance(p, dict) and "duration_ms" in p:
+                    out.append(f"  - {stream}: {_breakdown(p)}")
+        if r.get("per_notebook_s"):
+            out.append("  - per notebook: " + ", ".join(f"{k} {v} s" for k, v in r["per_notebook_s"].items()))
+        if _memory(r):
+            out.append(f"  - {_memory(r)}")
+        out.append(f"  - load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")
+
+    if name == "ingest":
+        describe("plain Spark", section["plain_spark"])
+        describe("Bronze notebook", section["bronze_notebook"])
+        describe("cloudFiles → delta", section["cloudfiles_delta"])
+        out.append(
+            f"- Ratios: Bronze notebook {section['ratio_bronze_vs_spark']}×, "
+            f"cloudFiles → delta {section['ratio_cloudfiles_vs_spark']}× plain Spark."
+        )
+    elif name == "pipeline":
+        describe("plain Spark single hop", section["plain_spark_single_hop"])
+        describe("notebooks 00-03", section["notebooks"])
+        c = section["notebooks"].get("conservation")
+        if c:
+            out.append(f"  - conservation check after the run: {'holds' if c['holds'] else 'DOES NOT HOLD'} ({c})")
+        out.append(f"- Ratio to plain Spark's single hop: {section['ratio_vs_spark_single_hop']}×.")
+    elif name == "freshness":
+        r = section["run"]
+        if "error" in r:
+            out.append(f"- failed ({r['error']}); log {r.get('log')}")
+        else:
+            fr = r.get("freshness", {})
+            out.append(f"- {r.get('what')}.")
+            out.append(
+                f"- Freshness over {_num(r.get('events_measured'))} events: p50 {fr.get('p50_s')} s, "
+                f"p95 {fr.get('p95_s')} s, max {fr.get('max_s')} s (mean {fr.get('mean_s')} s); "
+                f"{r.get('lines')} lines produced; drained {r.get('drained')} after {r.get('drain_seconds')} s."
+            )
+            out.append("- Where the time goes (per event, p50 / p95 / max seconds):")
+            for stage, v in (r.get("stages") or {}).items():
+                out.append(f"  - {stage}: {v.get('p50_s')} / {v.get('p95_s')} / {v.get('max_s')}")
+            for stream, p in (r.get("progress") or {}).items():
+                if isinstance(p, dict) and "duration_ms" in p:
+                    out.append(f"  - {stream}: {_breakdown(p)}")
+            if _memory(r):
+                out.append(f"- {_memory(r)}")
+            if r.get("stream_errors"):
+                out.append(f"- stream errors: {r['stream_errors']}")
+            out.append(f"- load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")
+    elif name == "state":
+        for size, r in section["runs"].items():
+            if "error" in r:
+                out.append(f"- **{int(size):,} events**: failed ({r['error']}); log {r.get('log')}")
+                continue
+            batches = [b for b in r.get("per_batch", []) if b["input_rows"]]
+            rows = [b["state_rows"] for b in batches]
+            times = [round(b["batch_ms"] / 1000) for b in batches]
+            if r.get("failed"):
+                out.append(
+                    f"- **{int(size):,} events: the Silver stream FAILED** after {r.get('batches')} batches "
+                    f"({_num(r.get('silver_rows_at_failure'))} Silver rows): {r['failed']}"
+                )
+            else:
+                out.append(
+                    f"- **{int(size):,} events**: {r.get('batches')} Silver batches of {_num(r.get('lines_per_batch'))} "
+                    f"lines in {r.get('seconds')} s ({_num(r.get('events_per_s'))} events/s)."
+                )
+            out.append(
+                f"  - dedup state rows after each batch: median {_num(r.get('state_rows_median'))}, max "
+                f"{_num(r.get('state_rows_max'))}; first batches {rows[:4]}, last {rows[-3:]}"
+            )
+            out.append(f"  - seconds per batch: first {times[:4]}, last {times[-4:]}")
+            if _rss_trend(r):
+                out.append(f"  - resident memory: {_rss_trend(r)}")
+            out.append(f"  - {_memory(r)}")
+            out.append(f"  - load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")
+        flat = state_flat(section)
+        if flat:
+            out.append(f"- Between sizes: {flat['verdict']} → {'flat' if flat['flat'] else 'NOT flat'}.")
+    elif name == "discovery":
+        out += discovery.details(section["run"])
+    elif name == "producer":
+        r = section["run"]
+        if "error" in r:
+            out.append(f"- failed ({r['error']})")
+        else:
+            out.append(f"- `{r.get('command')}`:")
+            out += [f"  - {line}" for line in r.get("output", [])]
+    return out + [""]
+
+
+def print_table(results: dict) -> None:
+    rows = [("measurement", "figure", "aim", "met", "load")] + summary_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
