@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks import landing as landing_data
+from benchmarks.procmem import load_average
 
 KEY_SPACING_S = 6  # one object every 6 seconds of key time: 100,000 objects span 6.9 days
 START_S = 1_777_593_600  # 2026-05-01T00:00:00Z
@@ -202,6 +203,7 @@ def run(sizes: list[int], new_files: int, repeats: tuple[int, int]) -> dict:
     """Both stores at every size; ``repeats``: triggers of each kind, incremental and listing everything."""
     from lakehouse_local.s3server import EmbeddedS3
 
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="discovery-", dir=landing_data.BENCH_ROOT.resolve()))
     server = EmbeddedS3().start(export_env=True)
     try:
@@ -219,6 +221,8 @@ def run(sizes: list[int], new_files: int, repeats: tuple[int, int]) -> dict:
         "stores": stores,
         "ratios": {kind: ratios(runs, sizes) for kind, runs in stores.items()},
         "aim_ratio": AIM_RATIO,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
     }
     result["met"] = all(r["auto"]["new_files_ms"] <= AIM_RATIO for r in result["ratios"].values())
     return result
@@ -238,6 +242,8 @@ def summary_rows(result: dict) -> list[tuple[str, str, str, str, str]]:
     if "error" in result:
         return [("Discovery", f"failed ({result['error']})", "", "", "")]
     small, large = str(min(result["sizes"])), str(max(result["sizes"]))
+    before, after = result.get("load_average_before"), result.get("load_average_after")
+    load = f"{before[0]:.1f} → {after[0]:.1f}" if before and after else ""
     rows = []
     for kind, runs in result["stores"].items():
         auto, full = (runs[small]["auto"], runs[large]["auto"]), (runs[small]["false"], runs[large]["false"])
@@ -252,7 +258,7 @@ def summary_rows(result: dict) -> list[tuple[str, str, str, str, str]]:
                 f"{ratio['false']['new_files_ms']}×)",
                 f"≤ {result['aim_ratio']}×",
                 "yes" if ratio["auto"]["new_files_ms"] <= result["aim_ratio"] else "no",
-                "",
+                load,
             )
         )
     return rows
@@ -284,6 +290,7 @@ def details(result: dict) -> list[str]:
             f"{ratio['auto']['new_files_ms']}× with new files, {ratio['auto']['nothing_new_ms']}× with nothing new; "
             f"listing everything {ratio['false']['new_files_ms']}× and {ratio['false']['nothing_new_ms']}×"
         )
+    out.append(f"- load average before/after: {result.get('load_average_before')} / {result.get('load_average_after')}")
     return out
 
 

@@ -28,6 +28,8 @@ import logging
 import uuid
 from collections.abc import Collection, Sequence
 
+import orjson
+
 from lakehouse_local import storage
 from lakehouse_local.storage import FileInfo
 
@@ -186,19 +188,19 @@ class DiscoveryLog:
                 del self._known[path]
         base = max(self._base, self._committed)
         held = self._files[base - self._base :]
-        lines = [json.dumps({"compact": 2, "base": base, "last": self.last_seq, "latest_mtime": self._latest_mtime})]
+        lines = [orjson.dumps({"compact": 2, "base": base, "last": self.last_seq, "latest_mtime": self._latest_mtime})]
         held_paths = set()
         for offset, info in enumerate(held):
             held_paths.add(info.path)
             entry = {"seq": base + 1 + offset, "path": info.path, "size": info.size, "mtime": info.modification_time_ms}
             if info.path not in self._known:
                 entry["known"] = False  # left the landing before it was read: a new file if it lands again
-            lines.append(json.dumps(entry))
+            lines.append(orjson.dumps(entry))
         lines.extend(
-            json.dumps({"path": path, "mtime": mtime}) for path, mtime in self._known.items() if path not in held_paths
+            orjson.dumps({"path": path, "mtime": mtime}) for path, mtime in self._known.items() if path not in held_paths
         )
         compacted = storage.join(self.location, f"{self.last_seq:020d}{COMPACT_SUFFIX}")
-        storage.write_bytes(compacted, ("\n".join(lines) + "\n").encode("utf-8"))
+        storage.write_bytes(compacted, b"\n".join(lines) + b"\n")
         obsolete = [f.path for f in storage.list_files(self.location) if _segment_seq(f.name) is not None]
         storage.delete(path for path in obsolete if path.rsplit("/", 1)[-1] != compacted.rsplit("/", 1)[-1])
         self._files = held
@@ -312,11 +314,11 @@ def _segment_seq(name: str) -> int | None:
 
 
 def _decode(data: bytes) -> list[dict]:
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
+    return [orjson.loads(line) for line in data.splitlines() if line.strip()]
 
 
 def _encode_entries(files: Sequence[FileInfo], first_seq: int) -> bytes:
-    return "".join(
-        json.dumps({"seq": first_seq + index, "path": f.path, "size": f.size, "mtime": f.modification_time_ms}) + "\n"
+    return b"".join(
+        orjson.dumps({"seq": first_seq + index, "path": f.path, "size": f.size, "mtime": f.modification_time_ms}) + b"\n"
         for index, f in enumerate(files)
-    ).encode("utf-8")
+    )
