@@ -14,11 +14,6 @@
 
 # COMMAND ----------
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import bronze, layers
 from lakehouse.transforms import bronze as bronze_t

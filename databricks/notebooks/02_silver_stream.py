@@ -21,11 +21,6 @@
 
 # COMMAND ----------
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import layers, silver
 from lakehouse.transforms import silver as silver_t

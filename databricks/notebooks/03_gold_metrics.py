@@ -12,11 +12,6 @@
 
 # COMMAND ----------
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import gold, layers
 
