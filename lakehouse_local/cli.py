@@ -92,8 +92,13 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
     print("Conservation: landed lines = Silver rows + quarantined + duplicates removed + late not in Silver")
     print(
         f"  {c.landed_lines:,} = {c.silver_rows:,} + {c.quarantined_rows:,} + {c.duplicates_removed:,} "
-        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.holds else 'DOES NOT HOLD'}"
+        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.lines_hold else 'DOES NOT HOLD'}"
         f"   (late events recovered into Silver: {c.late_in_silver:,})"
+    )
+    print("Files: landed files = files read + files quarantined; the files read hold Bronze's lines")
+    print(
+        f"  {c.landed_files:,} = {c.files_read:,} + {c.files_quarantined:,};  {c.lines_of_files_read:,} lines "
+        f"= {c.landed_lines:,} in Bronze   -> {'holds' if c.files_hold else 'DOES NOT HOLD'}"
     )
     ok = c.holds
     if manifest is not None:

@@ -34,7 +34,7 @@ from lakehouse.transforms import silver as silver_t
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "silver")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "silver")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 

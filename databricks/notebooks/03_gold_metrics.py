@@ -24,7 +24,7 @@ from lakehouse.pipeline import gold, layers
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "gold")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "gold")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 
