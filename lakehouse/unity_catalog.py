@@ -9,14 +9,13 @@ idempotent by their keys (replaying a batch merges the same rows onto the same k
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
-from lakehouse.tables import Lakehouse, WhenMatched, dedup_on_keys, looks_like_path
+from lakehouse.tables import Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 
 
 class UnityCatalogLakehouse(Lakehouse):
@@ -93,7 +92,7 @@ class UnityCatalogLakehouse(Lakehouse):
             span = keys.agg(F.min(partition).alias("first"), F.max(partition).alias("last")).first()
             if span["first"] is None:
                 return self.empty(name, columns)
-            first, last = span["first"] - timedelta(days=within_days), span["last"] + timedelta(days=within_days)
+            first, last = date_window(span["first"], span["last"], within_days)
             table = table.where(F.col(partition).between(F.lit(first), F.lit(last)))
         # Delta prunes the partitions and skips files by their statistics; the batch's keys are few
         # enough to broadcast.

@@ -159,6 +159,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lakehouse = _lakehouse(spark, args.lakehouse)
         print_gold_summary(lakehouse)
         ok = print_conservation(lakehouse, manifest)
+        from lakehouse_local.privacy_scan import addresses_in_clear
+
+        found = addresses_in_clear(lakehouse)
+        print(f"\nIP addresses in clear in Silver, Gold and ops: {len(found) or 'none'}")
+        for table, column, address in found[:10]:
+            print(f"  {table}.{column}: {address}")
+        ok &= not found
         print(f"\ndemo finished in {time.time() - started:.0f} s; tables in {Path(args.lakehouse).resolve()}")
         print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
         return 0 if ok else 1
