@@ -27,6 +27,7 @@ class PipelineConfig:
     max_table_files_per_trigger: int = 1000
     gold_max_table_files_per_trigger: int = 1000
     hmac_secret: str = "clickstream/hmac_key"
+    raw_retention_days: int = 30
     reset: str = NO_RESET
 
     def __post_init__(self) -> None:
@@ -63,6 +64,7 @@ WIDGET_HELP = {
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
     "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
     "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
+    "raw_retention_days": "Days the raw text of landed lines is kept (bronze.events.value, silver.quarantine.raw_line)",
     "reset": "gold, silver (Silver and Gold from Bronze) or bronze (everything, from the landing area): "
     "clear that layer's tables, checkpoint and metrics and rebuild them",
 }

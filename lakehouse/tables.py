@@ -134,6 +134,10 @@ class Lakehouse(ABC):
     def delete_where(self, name: str, predicate: str) -> None:
         """Delete the rows of table ``name`` that satisfy the SQL ``predicate``."""
 
+    @abstractmethod
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        """Set ``values`` (column -> SQL expression) on the rows of table ``name`` that satisfy ``predicate``."""
+
     # -- reads ----------------------------------------------------------------------------------
 
     @abstractmethod

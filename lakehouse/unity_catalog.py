@@ -68,6 +68,10 @@ class UnityCatalogLakehouse(Lakehouse):
     def delete_where(self, name: str, predicate: str) -> None:
         self.session.sql(f"DELETE FROM {self.identifier(name)} WHERE {predicate}")
 
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        assignments = ", ".join(f"`{column}` = {expression}" for column, expression in values.items())
+        self.session.sql(f"UPDATE {self.identifier(name)} SET {assignments} WHERE {predicate}")
+
     def remove_checkpoint(self, stream: str) -> None:
         target = self.checkpoint_location(stream)
         if target.startswith("/"):  # a Unity Catalog volume, mounted on every compute under /Volumes

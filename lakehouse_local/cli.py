@@ -22,6 +22,7 @@ from lakehouse_local.session import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
 NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+RETENTION_NOTEBOOK = "90_raw_line_retention.py"
 DEMO_DIR = Path(".lakehouse/demo")
 DEMO_BUCKET = "clickstream-demo"
 DEMO_PREFIX = "landing/clickstream"
@@ -185,6 +186,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_purge_raw(args: argparse.Namespace) -> int:
+    from lakehouse_local.notebooks import run_notebook
+
+    parameters = {"lakehouse": str(Path(args.lakehouse).resolve()), "checkpoint_root": "",
+                  "raw_retention_days": str(args.retention_days)}
+    run_notebook(NOTEBOOKS_DIR / RETENTION_NOTEBOOK, _session(), parameters)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from lakehouse_local.sql import run_sql
 
@@ -321,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--trigger-interval", default="5 seconds", help="processing-time trigger of the streams")
     stream_options(follow)
     follow.set_defaults(func=cmd_follow)
+
+    purge = sub.add_parser("purge-raw", help="remove the raw text of lines older than the retention (notebook 90)")
+    purge.add_argument("--lakehouse", default=".lakehouse/lakehouse")
+    purge.add_argument("--retention-days", type=int, default=30)
+    purge.set_defaults(func=cmd_purge_raw)
 
     sql = sub.add_parser("sql", help="Spark SQL over the local tables by their Databricks names")
     sql.add_argument("query")

@@ -225,6 +225,17 @@ def delete(path: str, predicate: str) -> None:
         _retry_conflicts(f"delete from {location}", lambda: DeltaTable(location).delete(predicate))
 
 
+def update(path: str, values: dict[str, str], predicate: str) -> None:
+    """Set ``values`` (column -> SQL expression) on the rows that satisfy ``predicate``, in one commit."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if table_exists(location):
+        _retry_conflicts(
+            f"update of {location}", lambda: DeltaTable(location).update(updates=values, predicate=predicate)
+        )
+
+
 def read(path: str, *, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
     """The table's rows as Arrow (the current snapshot, or ``version``)."""
     from deltalake import DeltaTable

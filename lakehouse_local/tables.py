@@ -61,6 +61,9 @@ class FolderLakehouse(Lakehouse):
     def delete_where(self, name: str, predicate: str) -> None:
         delta_rs.delete(self.path(name), predicate)
 
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        delta_rs.update(self.path(name), values, predicate)
+
     def remove_checkpoint(self, stream: str) -> None:
         shutil.rmtree(self.checkpoint_location(stream), ignore_errors=True)
 
