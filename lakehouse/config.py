@@ -70,11 +70,15 @@ WIDGET_HELP = {
 }
 
 
-def define_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> None:
+# The widgets of the streaming notebooks (01-03): every setting but the retention job's.
+STREAM_WIDGETS = tuple(f.name for f in fields(PipelineConfig) if f.name != "raw_retention_days")
+
+
+def define_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> None:
     """Declare the widgets a notebook takes, with defaults."""
     defaults = PipelineConfig()
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         default = getattr(defaults, f.name)
         if f.name == "reset":
@@ -85,11 +89,11 @@ def define_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> None:
             dbutils.widgets.text(f.name, str(default), WIDGET_HELP[f.name])
 
 
-def from_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> PipelineConfig:
+def from_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> PipelineConfig:
     """Read the declared widgets into a :class:`PipelineConfig` (undeclared ones keep their defaults)."""
     values: dict = {}
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         raw = dbutils.widgets.get(f.name).strip()
         if f.type in ("float", float):
