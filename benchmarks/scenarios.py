@@ -83,7 +83,7 @@ def _parameters(landing: str, lakehouse: Path, *, trigger: str = "availableNow",
         "watermark_delay": "10 minutes",
         "max_files_per_trigger": str(files),
         "max_table_files_per_trigger": str(table_files),
-        "reset": "true" if reset else "false",
+        "reset": "silver" if reset else "false",
     }
 
 

@@ -7,6 +7,11 @@ from dataclasses import dataclass, fields
 from lakehouse import rules
 
 AVAILABLE_NOW = "availableNow"
+NO_RESET = "false"
+# What a reset rebuilds: a layer and everything downstream of it, each from the layer above. Silver and
+# Gold rebuild from Bronze; Bronze only when asked by name, since it rebuilds from the landing area,
+# which keeps files only as long as its retention.
+RESETS = {"gold": ("gold",), "silver": ("silver", "gold"), "bronze": ("bronze", "silver", "gold")}
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,16 @@ class PipelineConfig:
     max_table_files_per_trigger: int = 1000
     gold_max_table_files_per_trigger: int = 1000
     hmac_secret: str = "clickstream/hmac_key"
-    reset: bool = False
+    raw_retention_days: int = 30
+    reset: str = NO_RESET
+
+    def __post_init__(self) -> None:
+        if self.reset != NO_RESET and self.reset not in RESETS:
+            raise ValueError(f"widget reset {self.reset!r} must be one of {[NO_RESET, *RESETS]}")
+
+    def resets(self, layer: str) -> bool:
+        """True when this run rebuilds ``layer`` (its tables and checkpoint cleared first)."""
+        return layer in RESETS.get(self.reset, ())
 
     def secret(self) -> tuple[str, str]:
         """The (scope, key) of ``hmac_secret``."""
@@ -50,35 +64,39 @@ WIDGET_HELP = {
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
     "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
     "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
-    "reset": "true: drop this notebook's tables and checkpoints first, then rebuild",
+    "raw_retention_days": "Days the raw text of landed lines is kept (bronze.events.value, silver.quarantine.raw_line)",
+    "reset": "gold, silver (Silver and Gold from Bronze) or bronze (everything, from the landing area): "
+    "clear that layer's tables, checkpoint and metrics and rebuild them",
 }
 
 
-def define_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> None:
+# The widgets of the streaming notebooks (01-03): every setting but the retention job's.
+STREAM_WIDGETS = tuple(f.name for f in fields(PipelineConfig) if f.name != "raw_retention_days")
+
+
+def define_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> None:
     """Declare the widgets a notebook takes, with defaults."""
     defaults = PipelineConfig()
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         default = getattr(defaults, f.name)
         if f.name == "reset":
-            dbutils.widgets.dropdown("reset", "false", ["false", "true"], WIDGET_HELP["reset"])
+            dbutils.widgets.dropdown("reset", NO_RESET, [NO_RESET, *RESETS], WIDGET_HELP["reset"])
         elif f.name == "trigger":
             dbutils.widgets.text("trigger", str(default), WIDGET_HELP["trigger"])
         else:
             dbutils.widgets.text(f.name, str(default), WIDGET_HELP[f.name])
 
 
-def from_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> PipelineConfig:
+def from_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> PipelineConfig:
     """Read the declared widgets into a :class:`PipelineConfig` (undeclared ones keep their defaults)."""
     values: dict = {}
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         raw = dbutils.widgets.get(f.name).strip()
-        if f.name == "reset":
-            values[f.name] = raw.lower() == "true"
-        elif f.type in ("float", float):
+        if f.type in ("float", float):
             values[f.name] = float(raw)
         elif f.type in ("int", int):
             values[f.name] = int(raw)

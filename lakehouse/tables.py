@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
+from datetime import date, timedelta
 from typing import Literal, Self
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -35,14 +36,26 @@ TABLES_ENV = "LAKEHOUSE_TABLES"
 WhenMatched = Literal["update", "ignore"]
 
 
+def date_window(first: date, last: date, days: int) -> tuple[date, date]:
+    """``days`` before ``first`` to ``days`` after ``last``, within the calendar (years 1 to 9999)."""
+    return (
+        first - timedelta(days=min(days, (first - date.min).days)),
+        last + timedelta(days=min(days, (date.max - last).days)),
+    )
+
+
 def looks_like_path(location: str) -> bool:
     """True when a lakehouse location is a folder or URI rather than a catalog name."""
     return "/" in location or location.startswith((".", "~")) or ":" in location
 
 
-def stream_id(checkpoint: str) -> str:
-    """A stable id for a stream, derived from its checkpoint location (the app id of its idempotent writes)."""
-    return hashlib.sha1(checkpoint.rstrip("/").encode()).hexdigest()[:16]
+def stream_id(checkpoint: str, query_id: str | None = None) -> str:
+    """The id of a stream's idempotent writes: its checkpoint location and the query id Spark keeps there.
+
+    The query id is new whenever the checkpoint is, so after a reset (tables and checkpoint cleared, batch
+    ids starting at 0 again) no write is mistaken for one the previous stream already made.
+    """
+    return hashlib.sha1(f"{checkpoint.rstrip('/')}|{query_id or ''}".encode()).hexdigest()[:16]
 
 
 def dedup_on_keys(df: DataFrame, keys: list[str], order_by: list[str] | None = None) -> DataFrame:
@@ -87,7 +100,8 @@ class Lakehouse(ABC):
 
     # -- addressing -----------------------------------------------------------------------------
 
-    def checkpoint(self, stream: str) -> str:
+    def checkpoint_location(self, stream: str) -> str:
+        """The checkpoint folder of a stream (its ``checkpointLocation``)."""
         return f"{self.checkpoint_root}/{stream}"
 
     def schema_location(self, stream: str) -> str:
@@ -115,6 +129,14 @@ class Lakehouse(ABC):
     @abstractmethod
     def remove_checkpoint(self, stream: str) -> None:
         """Delete a stream's checkpoint folder."""
+
+    @abstractmethod
+    def delete_where(self, name: str, predicate: str) -> None:
+        """Delete the rows of table ``name`` that satisfy the SQL ``predicate``."""
+
+    @abstractmethod
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        """Set ``values`` (column -> SQL expression) on the rows of table ``name`` that satisfy ``predicate``."""
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from lakehouse_local.session import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
 NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+RETENTION_NOTEBOOK = "90_raw_line_retention.py"
 DEMO_DIR = Path(".lakehouse/demo")
 DEMO_BUCKET = "clickstream-demo"
 DEMO_PREFIX = "landing/clickstream"
@@ -92,8 +93,13 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
     print("Conservation: landed lines = Silver rows + quarantined + duplicates removed + late not in Silver")
     print(
         f"  {c.landed_lines:,} = {c.silver_rows:,} + {c.quarantined_rows:,} + {c.duplicates_removed:,} "
-        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.holds else 'DOES NOT HOLD'}"
+        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.lines_hold else 'DOES NOT HOLD'}"
         f"   (late events recovered into Silver: {c.late_in_silver:,})"
+    )
+    print("Files: landed files = files read + files quarantined; the files read hold Bronze's lines")
+    print(
+        f"  {c.landed_files:,} = {c.files_read:,} + {c.files_quarantined:,};  {c.lines_of_files_read:,} lines "
+        f"= {c.landed_lines:,} in Bronze   -> {'holds' if c.files_hold else 'DOES NOT HOLD'}"
     )
     ok = c.holds
     if manifest is not None:
@@ -154,6 +160,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lakehouse = _lakehouse(spark, args.lakehouse)
         print_gold_summary(lakehouse)
         ok = print_conservation(lakehouse, manifest)
+        from lakehouse_local.privacy_scan import addresses_in_clear
+
+        found = addresses_in_clear(lakehouse)
+        print(f"\nIP addresses in clear in Silver, Gold and ops: {len(found) or 'none'}")
+        for table, column, address in found[:10]:
+            print(f"  {table}.{column}: {address}")
+        ok &= not found
         print(f"\ndemo finished in {time.time() - started:.0f} s; tables in {Path(args.lakehouse).resolve()}")
         print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
         return 0 if ok else 1
@@ -171,6 +184,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     ok = print_conservation(lakehouse)
     print(f"pipeline finished in {seconds:.0f} s")
     return 0 if ok else 1
+
+
+def cmd_purge_raw(args: argparse.Namespace) -> int:
+    from lakehouse_local.notebooks import run_notebook
+
+    parameters = {"lakehouse": str(Path(args.lakehouse).resolve()), "checkpoint_root": "",
+                  "raw_retention_days": str(args.retention_days)}
+    run_notebook(NOTEBOOKS_DIR / RETENTION_NOTEBOOK, _session(), parameters)
+    return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -309,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--trigger-interval", default="5 seconds", help="processing-time trigger of the streams")
     stream_options(follow)
     follow.set_defaults(func=cmd_follow)
+
+    purge = sub.add_parser("purge-raw", help="remove the raw text of lines older than the retention (notebook 90)")
+    purge.add_argument("--lakehouse", default=".lakehouse/lakehouse")
+    purge.add_argument("--retention-days", type=int, default=30)
+    purge.set_defaults(func=cmd_purge_raw)
 
     sql = sub.add_parser("sql", help="Spark SQL over the local tables by their Databricks names")
     sql.add_argument("query")

@@ -216,6 +216,26 @@ def merge(
     return _retry_conflicts(f"merge into {location}", attempt)
 
 
+def delete(path: str, predicate: str) -> None:
+    """Delete the rows that satisfy the SQL ``predicate``, in one commit (nothing when the table does not exist)."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if table_exists(location):
+        _retry_conflicts(f"delete from {location}", lambda: DeltaTable(location).delete(predicate))
+
+
+def update(path: str, values: dict[str, str], predicate: str) -> None:
+    """Set ``values`` (column -> SQL expression) on the rows that satisfy ``predicate``, in one commit."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if table_exists(location):
+        _retry_conflicts(
+            f"update of {location}", lambda: DeltaTable(location).update(updates=values, predicate=predicate)
+        )
+
+
 def read(path: str, *, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
     """The table's rows as Arrow (the current snapshot, or ``version``)."""
     from deltalake import DeltaTable

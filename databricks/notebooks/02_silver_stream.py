@@ -29,7 +29,7 @@ from lakehouse.transforms import silver as silver_t
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "silver")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "silver")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 
@@ -89,7 +89,7 @@ kept = (
 query = (
     silver.with_dedup_verdicts(parsed, kept)
     .writeStream.foreachBatch(silver.SilverBatch(tables, cfg))
-    .option("checkpointLocation", tables.checkpoint("silver"))
+    .option("checkpointLocation", tables.checkpoint_location("silver"))
     .queryName("clickstream_silver")
     .trigger(**cfg.trigger_kwargs())
     .start()

@@ -19,7 +19,7 @@ from lakehouse.pipeline import gold, layers
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "gold")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "gold")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 
@@ -41,7 +41,7 @@ silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.g
 
 query = (
     silver_events.writeStream.foreachBatch(gold.GoldBatch(tables))
-    .option("checkpointLocation", tables.checkpoint("gold"))
+    .option("checkpointLocation", tables.checkpoint_location("gold"))
     .queryName("clickstream_gold")
     .trigger(**cfg.trigger_kwargs())
     .start()

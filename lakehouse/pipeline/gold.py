@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.pipeline.metrics import MicroBatch, ingest_times
-from lakehouse.tables import Lakehouse, stream_id
+from lakehouse.tables import Lakehouse
 from lakehouse.transforms import gold as gold_t
 
 # The Silver columns the Gold metrics read.
@@ -33,7 +33,7 @@ class GoldBatch:
     tables: Lakehouse
 
     def __call__(self, batch: DataFrame, batch_id: int) -> list:
-        run = MicroBatch(self.tables.bind(batch.sparkSession), "gold", stream_id(self.tables.checkpoint("gold")), batch_id)
+        run = MicroBatch.start(self.tables, "gold", batch, batch_id)
         return process(run, batch)
 
 

@@ -13,7 +13,7 @@ from lakehouse.tables import Lakehouse, lakehouse_for
 log = logging.getLogger(__name__)
 
 LAYER_TABLES = {
-    "bronze": (catalog.BRONZE_EVENTS,),
+    "bronze": (catalog.BRONZE_EVENTS, catalog.BRONZE_FILES),
     "silver": (catalog.SILVER_EVENTS, catalog.QUARANTINE),
     "gold": (*catalog.GOLD_TABLES, catalog.GOLD_KEYS),
 }
@@ -32,19 +32,22 @@ def setup(spark: SparkSession, cfg: PipelineConfig) -> dict[str, bool]:
 
 
 def reset_layer(tables: Lakehouse, layer: str) -> None:
-    """Drop a layer's tables *and* its checkpoint together, then recreate the tables empty."""
+    """Drop a layer's tables, its checkpoint and its ``ops.pipeline_metrics`` rows together, then recreate
+    the tables empty. The next run rebuilds the layer from the one above as a new stream (a new query id,
+    so none of its writes is taken for one the old stream made)."""
     for spec in LAYER_TABLES[layer]:
         tables.drop(spec.name)
     tables.remove_checkpoint(layer)
+    tables.delete_where(catalog.PIPELINE_METRICS.name, f"layer = '{layer}'")
     for spec in LAYER_TABLES[layer]:
         tables.create_table(spec)
-    log.warning("reset %s: tables and checkpoint cleared", layer)
+    log.warning("reset %s: tables, checkpoint and metrics cleared", layer)
 
 
 def prepare(spark: SparkSession, cfg: PipelineConfig, layer: str) -> Lakehouse:
     """The lakehouse a layer's stream writes: reset first when asked, and every table it needs present."""
     tables = tables_for(spark, cfg)
-    if cfg.reset:
+    if cfg.resets(layer):
         reset_layer(tables, layer)
     for spec in (*LAYER_TABLES[layer], catalog.PIPELINE_METRICS):
         if not tables.exists(spec.name):

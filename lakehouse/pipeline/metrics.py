@@ -11,14 +11,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.tables import Lakehouse
+from lakehouse.pipeline import spark_internals
+from lakehouse.tables import Lakehouse, stream_id
 
 log = logging.getLogger(__name__)
 
-COUNTS = ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late")
+COUNTS = ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late", "files_in", "files_quarantined")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,17 @@ class MicroBatch:
     batch_id: int
     watermark: datetime | None = None
     started: float = field(default_factory=time.time)
+
+    @classmethod
+    def start(cls, tables: Lakehouse, layer: str, batch: DataFrame, batch_id: int, *, watermark: bool = False):
+        """The micro-batch ``batch_id`` of ``layer``'s stream: its tables bound to the batch's session, its
+        stream id (checkpoint and query id), and, with ``watermark``, the event-time watermark it ran with."""
+        spark = batch.sparkSession
+        checkpoint = tables.checkpoint_location(layer)
+        return cls(
+            tables.bind(spark), layer, stream_id(checkpoint, spark_internals.query_id(spark, checkpoint)), batch_id,
+            watermark=spark_internals.batch_watermark(spark, checkpoint, batch_id) if watermark else None,
+        )
 
     def app_id(self, table: str) -> str:
         """The id of this stream's idempotent writes to ``table``."""

@@ -18,9 +18,8 @@ from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from lakehouse.config import PipelineConfig
-from lakehouse.pipeline import spark_internals
 from lakehouse.pipeline.metrics import MicroBatch, ingest_times
-from lakehouse.tables import Lakehouse, stream_id
+from lakehouse.tables import Lakehouse
 from lakehouse.transforms import silver as silver_t
 
 BRANCH = "_branch"
@@ -43,12 +42,7 @@ class SilverBatch:
     cfg: PipelineConfig
 
     def __call__(self, batch: DataFrame, batch_id: int) -> dict:
-        checkpoint = self.tables.checkpoint("silver")
-        spark = batch.sparkSession
-        run = MicroBatch(
-            self.tables.bind(spark), "silver", stream_id(checkpoint), batch_id,
-            watermark=spark_internals.batch_watermark(spark, checkpoint, batch_id),
-        )
+        run = MicroBatch.start(self.tables, "silver", batch, batch_id, watermark=True)
         return process(run, batch, lookup_days=lookup_days(self.cfg.max_lateness_hours))
 
 

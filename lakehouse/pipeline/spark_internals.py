@@ -14,6 +14,24 @@ from pyspark.sql import SparkSession
 log = logging.getLogger(__name__)
 
 
+def query_id(spark: SparkSession, checkpoint: str) -> str | None:
+    """The id Spark gave the streaming query at ``checkpoint`` when it first started it.
+
+    Spark writes ``<checkpoint>/metadata`` (a JSON object with ``id``) once, before the first batch; the
+    id stays across restarts and is new for a new checkpoint.
+    """
+    metadata = f"{checkpoint}/metadata"
+    try:
+        if Path(metadata).is_file():
+            text = Path(metadata).read_text()
+        else:
+            text = "\n".join(r.value for r in spark.read.text(metadata).collect())
+        return json.loads(text.splitlines()[0])["id"]
+    except Exception:  # noqa: BLE001 - a checkpoint without metadata (not started yet) has no id
+        log.debug("no query id in %s", checkpoint)
+        return None
+
+
 def batch_watermark(spark: SparkSession, checkpoint: str, batch_id: int) -> datetime | None:
     """The event-time watermark Spark used for micro-batch ``batch_id``, from the checkpoint's offset log.
 

@@ -16,75 +16,69 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import gzip
 import hashlib
-import json
 import re
-from functools import cache
 from pathlib import Path
 
-import jsonschema
 import pytest
-import yaml
-from jsonschema import Draft7Validator
+from bundle_config import (
+    BUNDLE_FILE,
+    CLASSIC,
+    REQUIRED_VALUES,
+    SCHEMA_FILE,
+    SERVERLESS,
+    TARGETS,
+    TWINS,
+    WHEEL,
+    BundleValidator,
+    load_bundle,
+)
+from bundle_config import (
+    declared_widgets as _declared_widgets,
+)
+from bundle_config import (
+    errors as _errors,
+)
+from bundle_config import (
+    job_parameters as _job_parameters,
+)
+from bundle_config import (
+    load as _load,
+)
+from bundle_config import (
+    resolved as _resolved,
+)
+from bundle_config import (
+    schema as _schema,
+)
+from bundle_config import (
+    target_config as _target_config,
+)
+from bundle_config import (
+    target_job as _target_job,
+)
+from bundle_config import (
+    unset_variables as _unset_variables,
+)
+from bundle_config import (
+    variables as _variables,
+)
 from support import REPO_ROOT
 
 from lakehouse import config
-from lakehouse.tables import TABLES_ENV
 from lakehouse_local.cli import notebook_paths
-from lakehouse_local.notebooks import DBUtils, Widgets, parse_notebook
 
-BUNDLE_FILE = REPO_ROOT / "databricks.yml"
-SCHEMA_FILE = Path(__file__).parent / "resources" / "bundle_jsonschema.json.gz"
 JOB = "clickstream_pipeline"
 DASHBOARD = "clickstream_gold"
 STREAM_TASKS = ("bronze", "silver", "gold")
 TASKS = ("setup", *STREAM_TASKS)
-REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
-WHEEL = "../dist/*.whl"  # relative to resources/: the artifact's dist/ folder
-
-SERVERLESS = ("dev", "prod")
-CLASSIC = ("dev_classic", "prod_classic")
-TARGETS = SERVERLESS + CLASSIC
-# A target and its twin on the other compute: one deployment.
-TWINS = {"dev": "dev_classic", "prod": "prod_classic"}
-
-# What the CLI would fill in for a deployment by user "jane.doe@example.com".
-WORKSPACE_VALUES = {
-    "workspace.current_user.short_name": "jane_doe",
-    "workspace.current_user.userName": "jane.doe@example.com",
-    "bundle.name": "clickstream_lakehouse",
-}
-# Variables without a default, passed with --var or BUNDLE_VAR_<name> on deploy.
-REQUIRED_VALUES = {
-    "bucket": "example-clickstream-bucket",
-    "warehouse_id": "0123456789abcdef",
-    "service_principal": "6b7c3a1e-0d3f-4c4e-9a55-0123456789ab",
-    "alert_email": "clickstream-oncall@example.com",
-}
-
-
-def _load(path: Path) -> dict:
-    with path.open() as handle:
-        return yaml.safe_load(handle) or {}
 
 
 @pytest.fixture(scope="module")
 def bundle() -> dict:
-    """databricks.yml with its ``include`` globs merged in; each resource remembers the file it came from."""
-    root = _load(BUNDLE_FILE)
-    resources: dict[str, dict] = {}
-    sources: dict[tuple[str, str], Path] = {}
-    files = [BUNDLE_FILE] + [p for pattern in root.get("include", []) for p in sorted(REPO_ROOT.glob(pattern))]
-    for path in files:
-        for kind, items in (_load(path).get("resources") or {}).items():
-            for key, value in items.items():
-                assert key not in resources.setdefault(kind, {}), f"{kind}.{key} is defined twice ({path})"
-                resources[kind][key] = value
-                sources[(kind, key)] = path
-    return {"root": root, "files": files, "resources": resources, "sources": sources}
+    return load_bundle()
 
 
 @pytest.fixture(scope="module")
@@ -97,129 +91,6 @@ def tasks(job) -> dict[str, dict]:
     return {task["task_key"]: task for task in job["tasks"]}
 
 
-# -- the configuration the CLI deploys for a target ------------------------------------------------------
-
-
-def _merge(base, override):
-    """The CLI's merge of two configuration values: maps key by key, sequences appended, scalars replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    if isinstance(base, list) and isinstance(override, list):
-        return copy.deepcopy(base) + copy.deepcopy(override)
-    return copy.deepcopy(override)
-
-
-def _merge_by_key(items: list[dict], key: str) -> list[dict]:
-    """Entries with the same key merged into the first one (the CLI does this for tasks, job clusters, parameters)."""
-    merged: dict[str, dict] = {}
-    for item in items:
-        merged[item[key]] = _merge(merged[item[key]], item) if item[key] in merged else item
-    return list(merged.values())
-
-
-def _merged_files(bundle: dict) -> dict:
-    merged: dict = {}
-    for path in bundle["files"]:
-        merged = _merge(merged, _load(path))
-    return merged
-
-
-def _target_config(bundle: dict, target: str) -> dict:
-    """The bundle as deployed to ``target``: files merged, the target's overrides applied, as the CLI does."""
-    merged = _merged_files(bundle)
-    overrides = merged.pop("targets")[target]
-    merged.pop("include")
-    for field in ("bundle", "workspace", "artifacts", "resources", "sync", "permissions", "presets"):
-        if field in overrides:
-            merged[field] = _merge(merged[field], overrides[field]) if field in merged else copy.deepcopy(overrides[field])
-    for name, value in (overrides.get("variables") or {}).items():
-        merged["variables"][name]["default"] = value["default"] if isinstance(value, dict) else value
-    if "run_as" in overrides:
-        merged["run_as"] = copy.deepcopy(overrides["run_as"])
-    for job in merged["resources"]["jobs"].values():
-        for field, key in (("tasks", "task_key"), ("job_clusters", "job_cluster_key"), ("parameters", "name")):
-            if field in job:
-                job[field] = _merge_by_key(job[field], key)
-    return merged
-
-
-def _target_job(bundle: dict, target: str) -> dict:
-    return _target_config(bundle, target)["resources"]["jobs"][JOB]
-
-
-def _unset_variables(bundle: dict, target: str) -> set[str]:
-    """Variables that have no value in ``target`` unless the deploy passes one."""
-    variables = _target_config(bundle, target)["variables"]
-    return {name for name, spec in variables.items() if "default" not in spec}
-
-
-def _variables(bundle: dict, target: str = "dev") -> dict:
-    """Every variable's value in ``target`` (typed as written), required ones from REQUIRED_VALUES."""
-    values = {name: spec.get("default") for name, spec in _target_config(bundle, target)["variables"].items()}
-    values.update({name: REQUIRED_VALUES[name] for name in _unset_variables(bundle, target)})
-    return values
-
-
-def _substitute(value, known: dict):
-    """Resolve ``${...}`` references: a value that is one reference takes the referenced value's type."""
-    if isinstance(value, dict):
-        return {k: _substitute(v, known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, known) for v in value]
-    if not isinstance(value, str):
-        return value
-    for _ in range(10):
-        whole = REFERENCE.fullmatch(value)
-        if whole:
-            value = known[whole.group(1)]
-            if not isinstance(value, str):
-                return value
-            continue
-        resolved = REFERENCE.sub(lambda m: str(known[m.group(1)]), value)
-        if resolved == value:
-            return resolved
-        value = resolved
-    raise AssertionError(f"{value!r} does not resolve")
-
-
-def _resolved(bundle: dict, target: str) -> dict:
-    known = {**WORKSPACE_VALUES, "bundle.target": target}
-    known.update({f"var.{name}": value for name, value in _variables(bundle, target).items()})
-    return _substitute(_target_config(bundle, target), known)
-
-
-def _resolve(value: str, variables: dict, target: str = "dev") -> str:
-    known = {**WORKSPACE_VALUES, "bundle.target": target, **{f"var.{k}": v for k, v in variables.items()}}
-    return str(_substitute(value, known))
-
-
-# -- the CLI's bundle JSON schema ------------------------------------------------------------------------
-
-
-def _python_pattern(pattern: str) -> str:
-    r"""The schema's patterns in Python's ``re``: ``\p{L}`` (a letter) and ``[\p{L}\p{N}]`` (a letter or number)."""
-    translated = pattern.replace(r"[\p{L}\p{N}]", r"[^\W_]").replace(r"\p{L}", r"[^\W\d_]")
-    assert r"\p" not in translated, f"unsupported Unicode class in {pattern!r}"
-    return translated
-
-
-def _pattern(validator, pattern: str, instance, schema):
-    if validator.is_type(instance, "string") and not re.search(_python_pattern(pattern), instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-# The schema declares no $schema: its references are JSON pointers into $defs, which Draft 7 (the
-# dialect of the editors the CLI publishes it for) resolves. Its interpolation patterns use \p{...}.
-BundleValidator = jsonschema.validators.extend(Draft7Validator, {"pattern": _pattern})
-
-
-@cache
-def _schema() -> dict:
-    return json.loads(gzip.decompress(SCHEMA_FILE.read_bytes()))
-
 
 @pytest.fixture(scope="module")
 def validator():
@@ -227,28 +98,6 @@ def validator():
     BundleValidator.check_schema(schema)
     return BundleValidator(schema)
 
-
-def _causes(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
-    """The errors under ``error``. Every value is a oneOf (its type | a ${...} reference): the causes are
-    those of the branch that got furthest into the value."""
-    if not error.context:
-        return [error]
-    branches: dict = {}
-    for cause in error.context:
-        branches.setdefault(cause.relative_schema_path[0], []).append(cause)
-    furthest = max(branches.values(), key=lambda causes: max(len(c.absolute_path) for c in causes))
-    return [leaf for cause in furthest for leaf in _causes(cause)]
-
-
-def _errors(validator, config: dict) -> list[str]:
-    """Schema errors of ``config``, each with its path; plus top-level keys the schema does not define
-    (its root admits any key, the CLI warns on them)."""
-    found = []
-    for error in validator.iter_errors(json.loads(json.dumps(config))):
-        for leaf in _causes(error):
-            found.append(f"{'.'.join(map(str, leaf.absolute_path)) or '<root>'}: {leaf.message[:200]}")
-    found += [f"{key}: not a top-level bundle key" for key in config if key not in _schema()["properties"]]
-    return found
 
 
 def test_the_schema_copy_is_the_one_its_readme_names():
@@ -429,7 +278,7 @@ def test_ci_deploys_prod_with_a_service_principal():
 def test_bundle_files_parse_and_define_the_job_and_dashboard(bundle):
     assert bundle["root"]["bundle"]["name"] == "clickstream_lakehouse"
     assert len(bundle["files"]) >= 3, "resources/*.yml should be included"
-    assert set(bundle["resources"]["jobs"]) == {JOB}
+    assert set(bundle["resources"]["jobs"]) == {JOB, "clickstream_retention"}
     assert set(bundle["resources"]["dashboards"]) == {DASHBOARD}
     for path in bundle["files"][1:]:
         assert path.parent.name == "resources" and path.name.endswith((".job.yml", ".dashboard.yml")), path
@@ -487,42 +336,6 @@ def test_failures_and_slow_runs_notify(job):
     assert job["schedule"]["quartz_cron_expression"] == "0 0/15 * * * ?"
 
 
-# -- parameters ----------------------------------------------------------------------------------
-
-
-class _SparkNeeded(Exception):
-    """The notebook reached its first use of ``spark``: every widget is declared by then."""
-
-
-class _NoSpark:
-    def __getattr__(self, name: str):
-        raise _SparkNeeded(name)
-
-
-def _declared_widgets(notebook: Path, parameters: dict[str, str], monkeypatch) -> tuple[dict[str, str], dict]:
-    """Run the notebook's cells up to its first use of ``spark``; returns (widget values, namespace)."""
-    dbutils = DBUtils(Widgets(parameters))
-    namespace = {"spark": _NoSpark(), "dbutils": dbutils, "display": print, "__name__": "__main__"}
-    monkeypatch.chdir(notebook.parent)
-    monkeypatch.delenv(TABLES_ENV, raising=False)  # the notebook gets Databricks' table layer, as in the job
-    reached_spark = False
-    for cell in parse_notebook(notebook):
-        if cell.kind != "python":
-            continue
-        try:
-            exec(compile(cell.source, f"{notebook.name}[cell {cell.index}]", "exec"), namespace)  # noqa: S102
-        except _SparkNeeded:
-            reached_spark = True
-            break
-    assert reached_spark, f"{notebook.name} never used spark: is it still a pipeline notebook?"
-    return dbutils.widgets.getAll(), namespace
-
-
-def _job_parameters(job: dict, target: str, bundle: dict) -> dict[str, str]:
-    variables = _variables(bundle, target)
-    return {p["name"]: _resolve(p["default"], variables, target) for p in job["parameters"]}
-
-
 def test_tasks_take_the_job_parameters_and_none_of_their_own(job):
     for task in job["tasks"]:
         assert "base_parameters" not in task["notebook_task"], f"{task['task_key']}: parameters are job-level"
@@ -555,12 +368,16 @@ def test_job_parameters_cover_exactly_the_widgets_the_notebooks_declare(bundle, 
     assert cfg.checkpoint_root == "/Volumes/clickstream_dev_jane_doe/ops/checkpoints"
     if task_key != "setup":
         assert cfg.landing_path == "s3://example-clickstream-bucket/landing/clickstream"
-        assert cfg.reset is False
+        assert cfg.reset == "false"  # a scheduled run never resets
         assert cfg.trigger == config.AVAILABLE_NOW
 
 
 def test_the_job_parameters_are_the_pipeline_config(job):
-    assert [p["name"] for p in job["parameters"]] == [f.name for f in dataclasses.fields(config.PipelineConfig)]
+    streaming = [f.name for f in dataclasses.fields(config.PipelineConfig) if f.name in config.STREAM_WIDGETS]
+    assert [p["name"] for p in job["parameters"]] == streaming
+    assert set(config.STREAM_WIDGETS) == {f.name for f in dataclasses.fields(config.PipelineConfig)} - {
+        "raw_retention_days"
+    }, "every setting but the retention job's is the pipeline job's"
 
 
 def test_parameter_defaults_match_the_pipeline_defaults(bundle):

@@ -128,7 +128,7 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         return plan_partitions(self._discovery().files(self._seq(start), self._seq(end)))
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        return read_partition(partition, self.layout)
+        return read_partition(partition, self.layout, ignore_missing_files=self.options.ignore_missing_files)
 
     def commit(self, end: dict[str, Any]) -> None:
         """Nothing to do: the discovery log is written before an offset is handed out."""
@@ -145,4 +145,4 @@ class CloudFilesBatchReader(DataSourceReader):
         return plan_partitions(list_source_files(self.options)) or [FilesPartition([])]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        return read_partition(partition, self.layout)
+        return read_partition(partition, self.layout, ignore_missing_files=self.options.ignore_missing_files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import datetime
 
 from lakehouse.pipeline.spark_internals import batch_watermark
@@ -73,3 +74,21 @@ def test_a_stateful_micro_batch_may_be_read_by_several_jobs(spark, tmp_path):
 
     assert counts[0] == [3, 1, 3]  # three ids, each kept once
     assert counts[1] == [0, 0, 0]  # the same ids again, within the watermark: all duplicates
+
+
+def test_a_new_checkpoint_gets_a_new_query_id_and_so_a_new_stream_id(spark, tmp_path):
+    from lakehouse.pipeline.spark_internals import query_id
+    from lakehouse.tables import stream_id
+
+    checkpoint = str(tmp_path / "checkpoint")
+    ids = []
+    for _ in range(2):
+        query = spark.readStream.format("rate").load().writeStream.format("noop").option(
+            "checkpointLocation", checkpoint
+        ).trigger(availableNow=True).start()
+        query.awaitTermination()
+        ids.append((query.id, query_id(spark, checkpoint)))
+        shutil.rmtree(checkpoint)
+    (first, read_first), (second, read_second) = ids
+    assert (read_first, read_second) == (str(first), str(second)) and first != second
+    assert stream_id(checkpoint, read_first) != stream_id(checkpoint, read_second)
