@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse_local.session import REPO_ROOT
@@ -114,6 +115,15 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
 # -- commands -------------------------------------------------------------------------------------
 
 
+DEMO_RATE = 0.7  # events per simulated second
+
+
+def demo_start_time(events: int, rate: float, now: float | None = None) -> str:
+    """The simulated clock's start such that its last event is due at ``now`` (within half a second)."""
+    start = round((now if now is not None else time.time()) - events / rate)
+    return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakehouse_local.s3server import EmbeddedS3
     from producer import ProducerConfig, profiles, run
@@ -136,9 +146,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             endpoint_url=s3.endpoint_url,
             events=args.events,
             seed=args.seed,
-            start_time="2026-11-20T00:00:00Z",
-            # About 0.7 events per simulated second: 100,000 events span two days.
-            rate=0.7,
+            # About 0.7 events per simulated second: 100,000 events span two days, ending as the demo runs,
+            # so the ops latencies read in seconds. Only the dates change between runs of one seed.
+            start_time=demo_start_time(args.events, DEMO_RATE),
+            rate=DEMO_RATE,
             batch_size=1000,
             batch_interval_seconds=3600,
             **profiles.DEMO,
