@@ -4,7 +4,7 @@
     python -m benchmarks.run --only ingest,producer
     python -m benchmarks.run --quick               # smoke run: 50,000 events, 20 s of freshness
 
-Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``producer``. Each
+Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``scaling``, ``producer``. Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average, machine
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "producer")
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUICK_RESULTS_DIR = landing_data.BENCH_ROOT / "results"
 LOG_DIR = landing_data.BENCH_ROOT / "logs"
@@ -39,19 +39,20 @@ AIMS = {
     "pipeline_events_per_s": 25_000,
     "freshness_p95_s": 15.0,
     "producer_events_per_s": 50_000,
+    "scaling_ratio": 1.5,
 }
 
 
 # -- running measurements ---------------------------------------------------------------------------
 
 
-def measure(name: str, *args: str, timeout: float) -> dict:
+def measure(name: str, *args: str, timeout: float, module: str = "benchmarks.scenarios") -> dict:
     """One measurement in a fresh process; its JSON result (or an ``error`` entry)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{name}{'-' + args[args.index('--events') + 1] if '--events' in args else ''}.log"
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
-    command = [sys.executable, "-m", "benchmarks.scenarios", name, *args, "--out", str(out)]
+    command = [sys.executable, "-m", module, name, *args, "--out", str(out)]
     print(f"  {name:18s} {' '.join(args):60s}", end="", flush=True)
     began = time.time()
     load = load_average()
@@ -122,6 +123,15 @@ def run_state(sizes: list[int], batch_files: int, timeout: float) -> dict:
             continue
         runs[str(size)] = measure("state", *args, timeout=timeout)
     return {"sizes": sizes, "lines_per_batch": batch_files * 1000, "runs": runs}
+
+
+def run_scaling(lookup_sizes: str, gold_sizes: str, repeats: int, timeout: float) -> dict:
+    """Per-batch cost at two table sizes: Silver's lookup (benchmarks/scaling.py) and a Gold batch."""
+    common = ("--repeats", str(repeats))
+    return {
+        "lookup": measure("lookup", "--sizes", lookup_sizes, *common, timeout=timeout, module="benchmarks.scaling"),
+        "gold": measure("gold", "--sizes", gold_sizes, *common, timeout=timeout, module="benchmarks.scaling"),
+    }
 
 
 def run_producer(events: int, timeout: float) -> dict:
@@ -236,6 +246,23 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         flat = state_flat(s["state"])
         if flat is not None:
             rows.append(("State · 1st size → last size", flat["verdict"], "flat", "yes" if flat["flat"] else "no", ""))
+    if "scaling" in s:
+        labels = {
+            "lookup": "Scaling · Silver lookup of a 10,000-event batch, Silver at",
+            "gold": "Scaling · Gold batch of 10,000 events into a day of",
+        }
+        for key, label in labels.items():
+            r = s["scaling"].get(key) or {}
+            if "error" in r or not r:
+                rows.append((label, f"failed ({r.get('error', 'not run')})", "≤ 1.5×", "no", ""))
+                continue
+            small, large = r["sizes"][0], r["sizes"][-1]
+            rows.append((
+                f"{label} {small:,} vs {large:,} events",
+                f"{r['median_s'][str(small)]:.2f} s vs {r['median_s'][str(large)]:.2f} s (median of "
+                f"{len(r['runs_s'][str(small)])}) = {r['ratio_last_vs_first']:.2f}×",
+                "≤ 1.5×", _met(r["ratio_last_vs_first"], AIMS["scaling_ratio"], higher_is_better=False), _load(r),
+            ))
     if "producer" in s:
         r = s["producer"]["run"]
         rows.append((
@@ -424,6 +451,17 @@ def _details(name: str, section: dict) -> list[str]:
         flat = state_flat(section)
         if flat:
             out.append(f"- Between sizes: {flat['verdict']} → {'flat' if flat['flat'] else 'NOT flat'}.")
+    elif name == "scaling":
+        for key, r in section.items():
+            if not isinstance(r, dict):
+                continue
+            if "error" in r:
+                out.append(f"- **{key}**: failed ({r['error']}); log {r.get('log')}")
+                continue
+            out.append(
+                f"- **{key}**: {r.get('what', '')} Medians {r['median_s']} s over runs {r['runs_s']}; "
+                f"tables built in {r['build_s']} s (untimed); ratio {r['ratio_last_vs_first']}×."
+            )
     elif name == "producer":
         r = section["run"]
         if "error" in r:
@@ -457,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger of the streams")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files (1,000 lines) per Silver batch")
     parser.add_argument("--producer-events", type=int, default=200_000)
+    parser.add_argument("--lookup-sizes", default="1000000,5000000", help="scaling: Silver sizes for the lookup")
+    parser.add_argument("--gold-sizes", default="100000,2000000", help="scaling: events already in the Gold day")
+    parser.add_argument("--scaling-repeats", type=int, default=5)
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze max_files_per_trigger")
     parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver max_table_files_per_trigger")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
@@ -475,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         args.producer_events = 50_000
         state_sizes = [50_000, 100_000]
         args.state_batch_files = 10
+        args.lookup_sizes, args.gold_sizes, args.scaling_repeats = "200000,400000", "20000,100000", 2
     results_dir = Path(args.results_dir) if args.results_dir else (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
     results_dir.mkdir(parents=True, exist_ok=True)
     json_path = results_dir / "results.json"
@@ -508,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_freshness(args.freshness_duration, args.freshness_rate, args.trigger, timeout)
         elif name == "state":
             section = run_state(state_sizes, args.state_batch_files, timeout)
+        elif name == "scaling":
+            section = run_scaling(args.lookup_sizes, args.gold_sizes, args.scaling_repeats, timeout)
         else:
             section = run_producer(args.producer_events, timeout)
         section["measured_at"] = began.isoformat(timespec="seconds").replace("+00:00", "Z")
