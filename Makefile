@@ -11,7 +11,7 @@ LAKEHOUSE ?= .lakehouse/lakehouse
 CONNECT ?=
 CONNECT_FLAG := $(if $(CONNECT),--connect,)
 
-.PHONY: setup test lint demo pipeline follow sql dashboard bench clean
+.PHONY: setup test lint demo pipeline follow sql dashboard purge-raw bench clean
 
 setup:
 	@scripts/check_prereqs.sh >/dev/null
@@ -54,6 +54,11 @@ sql: setup
 
 dashboard: setup
 	$(PY) -m lakehouse_local.dashboard --lakehouse "$(if $(filter .lakehouse/lakehouse,$(LAKEHOUSE)),.lakehouse/demo/lakehouse,$(LAKEHOUSE))"
+
+# Remove the raw text of lines older than RETENTION_DAYS (notebook 90, as the Databricks retention job runs it).
+RETENTION_DAYS ?= 30
+purge-raw: setup
+	$(PY) -m lakehouse_local purge-raw --lakehouse "$(LAKEHOUSE)" --retention-days "$(RETENTION_DAYS)"
 
 bench: setup
 	$(PY) -m benchmarks.run

@@ -6,9 +6,9 @@ aim, met, load average) and a details list in Markdown.
 
 from __future__ import annotations
 
-from benchmarks import discovery
+from benchmarks import discovery, scaling
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "producer", "discovery")
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery")
 
 AIMS = {
     "ingest_ratio": 1.0,
@@ -97,6 +97,8 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
             f"{_num(r.get('events_per_s'))} ev/s (CPU-bound {_num(r.get('cpu_bound_events_per_s'))} ev/s)",
             "≥ 50,000 ev/s", _met(r.get("events_per_s"), AIMS["producer_events_per_s"]), _load(r),
         ))
+    if "scaling" in s:
+        rows += scaling.summary_rows(s["scaling"])
     if "discovery" in s:
         rows += discovery.summary_rows(s["discovery"]["run"])
     return rows
@@ -280,6 +282,8 @@ def _details(name: str, section: dict) -> list[str]:
         flat = state_flat(section)
         if flat:
             out.append(f"- Between sizes: {flat['verdict']} → {'flat' if flat['flat'] else 'NOT flat'}.")
+    elif name == "scaling":
+        out += scaling.details(section)
     elif name == "discovery":
         out += discovery.details(section["run"])
     elif name == "producer":

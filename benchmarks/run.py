@@ -4,8 +4,9 @@
     python -m benchmarks.run --only ingest,producer
     python -m benchmarks.run --quick               # smoke run: 50,000 events, 20 s of freshness
 
-Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``producer``, ``discovery``
-(:mod:`benchmarks.discovery`: a trigger's file discovery at 10,000 and 100,000 landed files). Each
+Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``scaling``, ``producer``,
+``discovery`` (:mod:`benchmarks.discovery`: a trigger's file discovery at 10,000 and 100,000 landed
+files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -122,6 +123,15 @@ def run_producer(events: int, timeout: float) -> dict:
     return {"run": measure("producer", "--events", str(events), timeout=timeout)}
 
 
+def run_scaling(lookup_sizes: str, gold_sizes: str, repeats: int, timeout: float) -> dict:
+    """Per-batch cost at two table sizes: Silver's lookup of earlier arrivals and a Gold batch."""
+    common = ("--repeats", str(repeats))
+    return {
+        key: measure(f"scaling-{key}", key, "--sizes", sizes, *common, timeout=timeout, module="benchmarks.scaling")
+        for key, sizes in (("lookup", lookup_sizes), ("gold", gold_sizes))
+    }
+
+
 def run_discovery(sizes: list[int], new_files: int, timeout: float) -> dict:
     args = ("--sizes", ",".join(str(size) for size in sizes), "--new-files", str(new_files))
     return {"run": measure("discovery", *args, timeout=timeout, module="benchmarks.discovery")}
@@ -175,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger of the streams")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files (1,000 lines) per Silver batch")
     parser.add_argument("--producer-events", type=int, default=200_000)
+    parser.add_argument("--lookup-sizes", default="1000000,5000000", help="scaling: Silver sizes for the lookup")
+    parser.add_argument("--gold-sizes", default="100000,2000000", help="scaling: events already in the Gold day")
+    parser.add_argument("--scaling-repeats", type=int, default=5)
     parser.add_argument("--discovery-sizes", default="10000,100000", help="discovery: landed files, comma-separated")
     parser.add_argument("--discovery-new-files", type=int, default=100, help="discovery: new files per trigger")
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze max_files_per_trigger")
@@ -194,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args.freshness_duration = 20.0
         args.producer_events = 50_000
         args.discovery_sizes = "1000,10000"
+        args.lookup_sizes, args.gold_sizes, args.scaling_repeats = "200000,400000", "20000,100000", 2
         state_sizes = [50_000, 100_000]
         args.state_batch_files = 10
     results_dir = Path(args.results_dir) if args.results_dir else (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
@@ -229,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_freshness(args.freshness_duration, args.freshness_rate, args.trigger, timeout)
         elif name == "state":
             section = run_state(state_sizes, args.state_batch_files, timeout)
+        elif name == "scaling":
+            section = run_scaling(args.lookup_sizes, args.gold_sizes, args.scaling_repeats, timeout)
         elif name == "discovery":
             sizes = [int(x) for x in args.discovery_sizes.split(",") if x.strip()]
             section = run_discovery(sizes, args.discovery_new_files, timeout)

@@ -86,9 +86,26 @@ BRONZE_EVENTS = TableSpec(
         Column("_source_file", "STRING", "Full URI of the landed object the line came from."),
         Column("_file_size", "BIGINT", "Size in bytes of the landed object."),
         Column("_file_modification_time", "TIMESTAMP", "When the landed object was written to S3."),
+        Column("_line_number", "BIGINT", "The line's number within the landed object (1 for the first)."),
         Column("_ingested_at", "TIMESTAMP", "When the Bronze stream read the line (UTC)."),
         Column("_record_id", "STRING", "Unique id of this Bronze row; identifies the line in Silver and quarantine."),
     ),
+)
+
+BRONZE_FILES = TableSpec(
+    "bronze.files",
+    "Every landed file Bronze has opened: read, with its line count, or quarantined, with why it could not be "
+    "read. Landed files = files read + files quarantined; a quarantined file's lines are in none of the tables.",
+    (
+        Column("file", "STRING", "Full URI of the landed object."),
+        Column("size", "BIGINT", "Size in bytes of the landed object."),
+        Column("modification_time", "TIMESTAMP", "When the landed object was written to S3."),
+        Column("lines", "BIGINT", "Lines read from it into bronze.events (0 when quarantined)."),
+        Column("error", "STRING", "Why it could not be read (not a complete gzip stream, not UTF-8 text, gone "
+               "since it was discovered); null when it was read."),
+        Column("read_at", "TIMESTAMP", "When Bronze opened it."),
+    ),
+    keys=("file",),
 )
 
 SILVER_EVENTS = TableSpec(
@@ -213,7 +230,9 @@ PIPELINE_METRICS = TableSpec(
         Column("layer", "STRING", "bronze, silver or gold."),
         Column("stream_id", "STRING", "Stable id of the stream (derived from its checkpoint)."),
         Column("batch_id", "BIGINT", "Micro-batch id."),
-        Column("rows_in", "BIGINT", "Rows read by the batch."),
+        Column("rows_in", "BIGINT", "Rows read by the batch (Bronze: lines of the files it read)."),
+        Column("files_in", "BIGINT", "Bronze: landed files the batch opened (read or quarantined); 0 elsewhere."),
+        Column("files_quarantined", "BIGINT", "Bronze: landed files it could not read (see bronze.files)."),
         Column("rows_written", "BIGINT", "Rows written to the layer's main table."),
         Column("quarantined", "BIGINT", "Rows written to silver.quarantine."),
         Column("duplicates_removed", "BIGINT", "Rows dropped as exact duplicates of an event already kept."),
@@ -247,7 +266,7 @@ GOLD_KEYS = TableSpec(
 )
 
 GOLD_TABLES = (DAILY_KPIS, EVENTS_PER_MINUTE, FUNNEL_DAILY, TRAFFIC_DAILY, TOP_PAGES_DAILY)
-ALL_TABLES = (BRONZE_EVENTS, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS, GOLD_KEYS)
+ALL_TABLES = (BRONZE_EVENTS, BRONZE_FILES, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS, GOLD_KEYS)
 LAYERS = ("bronze", "silver", "gold", "ops")
 
 

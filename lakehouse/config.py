@@ -27,6 +27,7 @@ class PipelineConfig:
     max_table_files_per_trigger: int = 1000
     gold_max_table_files_per_trigger: int = 1000
     hmac_secret: str = "clickstream/hmac_key"
+    raw_retention_days: int = 30
     reset: str = NO_RESET
 
     def __post_init__(self) -> None:
@@ -63,16 +64,21 @@ WIDGET_HELP = {
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
     "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
     "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
+    "raw_retention_days": "Days the raw text of landed lines is kept (bronze.events.value, silver.quarantine.raw_line)",
     "reset": "gold, silver (Silver and Gold from Bronze) or bronze (everything, from the landing area): "
     "clear that layer's tables, checkpoint and metrics and rebuild them",
 }
 
 
-def define_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> None:
+# The widgets of the streaming notebooks (01-03): every setting but the retention job's.
+STREAM_WIDGETS = tuple(f.name for f in fields(PipelineConfig) if f.name != "raw_retention_days")
+
+
+def define_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> None:
     """Declare the widgets a notebook takes, with defaults."""
     defaults = PipelineConfig()
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         default = getattr(defaults, f.name)
         if f.name == "reset":
@@ -83,11 +89,11 @@ def define_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> None:
             dbutils.widgets.text(f.name, str(default), WIDGET_HELP[f.name])
 
 
-def from_widgets(dbutils, *, names: tuple[str, ...] | None = None) -> PipelineConfig:
+def from_widgets(dbutils, *, names: tuple[str, ...] = STREAM_WIDGETS) -> PipelineConfig:
     """Read the declared widgets into a :class:`PipelineConfig` (undeclared ones keep their defaults)."""
     values: dict = {}
     for f in fields(PipelineConfig):
-        if names is not None and f.name not in names:
+        if f.name not in names:
             continue
         raw = dbutils.widgets.get(f.name).strip()
         if f.type in ("float", float):

@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from rfc3339_validator import validate_rfc3339
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+# Installed (the wheel deployed to Databricks), the contract is package data: lakehouse/schemas/. In a
+# checkout it is the repository's top-level schemas/ folder, the single source the wheel copies.
+_PACKAGED = resources.files(__package__) / "schemas"
+SCHEMA_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "clickstream.schema.json"
 AVRO_PATH = SCHEMA_DIR / "clickstream.avsc"
 
@@ -49,7 +53,7 @@ CONTRACT_REASONS = (
 @cache
 def load_schema(path: str | None = None) -> dict[str, Any]:
     """Load the contract (or another version of it, by path)."""
-    return json.loads(Path(path or SCHEMA_PATH).read_text())
+    return json.loads((Path(path) if path else SCHEMA_PATH).read_text())
 
 
 # -- reading a pattern and a date-time as JSON Schema means them ------------------------------------

@@ -1,6 +1,7 @@
 """Reconciliation: the conservation law over the tables, and the comparison with a producer manifest.
 
-``landed lines = Silver rows + quarantined rows + duplicates removed + late rows not in Silver``;
+``landed lines = Silver rows + quarantined rows + duplicates removed + late rows not in Silver``, and
+for files ``landed files = files read + files quarantined``, the files read holding exactly Bronze's lines;
 every term is read from a table, none is derived from another.
 """
 
@@ -21,14 +22,30 @@ class Conservation:
     duplicates_removed: int
     late_not_in_silver: int
     late_in_silver: int
+    landed_files: int = 0
+    files_read: int = 0
+    files_quarantined: int = 0
+    lines_of_files_read: int = 0
 
     @property
     def accounted(self) -> int:
         return self.silver_rows + self.quarantined_rows + self.duplicates_removed + self.late_not_in_silver
 
     @property
-    def holds(self) -> bool:
+    def files_hold(self) -> bool:
+        """Every landed file was read or quarantined, and the files read hold exactly Bronze's lines."""
+        return (
+            self.landed_files == self.files_read + self.files_quarantined
+            and self.lines_of_files_read == self.landed_lines
+        )
+
+    @property
+    def lines_hold(self) -> bool:
         return self.landed_lines == self.accounted
+
+    @property
+    def holds(self) -> bool:
+        return self.lines_hold and self.files_hold
 
 
 def conservation(lakehouse: Lakehouse) -> Conservation:
@@ -39,7 +56,17 @@ def conservation(lakehouse: Lakehouse) -> Conservation:
         F.coalesce(F.sum("late_dropped"), F.lit(0)).alias("late_dropped"),
     ).first()
     silver = lakehouse.read("silver.events")
+    files = lakehouse.read("bronze.files").agg(
+        F.count(F.lit(1)).alias("landed"),
+        F.count_if(F.col("error").isNull()).alias("read"),
+        F.count_if(F.col("error").isNotNull()).alias("quarantined"),
+        F.coalesce(F.sum(F.when(F.col("error").isNull(), F.col("lines"))), F.lit(0)).alias("lines"),
+    ).first()
     return Conservation(
+        landed_files=files["landed"],
+        files_read=files["read"],
+        files_quarantined=files["quarantined"],
+        lines_of_files_read=int(files["lines"]),
         landed_lines=lakehouse.read("bronze.events").count(),
         silver_rows=silver.count(),
         quarantined_rows=lakehouse.read("silver.quarantine").count(),
@@ -59,6 +86,8 @@ def against_manifest(lakehouse: Lakehouse, manifest: dict) -> list[tuple[str, in
     c = conservation(lakehouse)
     counts = manifest["counts"]
     checks = [
+        ("landed files", counts["objects"], c.landed_files),
+        ("files read", counts["objects"], c.files_read),
         ("landed lines", counts["lines_sent"], c.landed_lines),
         ("silver events (valid, unique)", counts["valid_unique_events"], c.silver_rows),
         ("duplicates removed", counts["natural_duplicates"], c.duplicates_removed),

@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
+from datetime import date, timedelta
 from typing import Literal, Self
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -33,6 +34,14 @@ from lakehouse.catalog import TableSpec
 
 TABLES_ENV = "LAKEHOUSE_TABLES"
 WhenMatched = Literal["update", "ignore"]
+
+
+def date_window(first: date, last: date, days: int) -> tuple[date, date]:
+    """``days`` before ``first`` to ``days`` after ``last``, within the calendar (years 1 to 9999)."""
+    return (
+        first - timedelta(days=min(days, (first - date.min).days)),
+        last + timedelta(days=min(days, (date.max - last).days)),
+    )
 
 
 def looks_like_path(location: str) -> bool:
@@ -124,6 +133,10 @@ class Lakehouse(ABC):
     @abstractmethod
     def delete_where(self, name: str, predicate: str) -> None:
         """Delete the rows of table ``name`` that satisfy the SQL ``predicate``."""
+
+    @abstractmethod
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        """Set ``values`` (column -> SQL expression) on the rows of table ``name`` that satisfy ``predicate``."""
 
     # -- reads ----------------------------------------------------------------------------------
 

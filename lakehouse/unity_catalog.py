@@ -9,14 +9,13 @@ idempotent by their keys (replaying a batch merges the same rows onto the same k
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
-from lakehouse.tables import Lakehouse, WhenMatched, dedup_on_keys, looks_like_path
+from lakehouse.tables import Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 
 
 class UnityCatalogLakehouse(Lakehouse):
@@ -41,9 +40,15 @@ class UnityCatalogLakehouse(Lakehouse):
 
     def create_schemas(self) -> None:
         spark = self.session
-        # CREATE CATALOG needs a privilege the job's identity may lack; only ask when it is missing.
+        # The catalog is the workspace admin's to create, with its managed location (a catalog created
+        # here would have none, and a wrong name would quietly start an empty lakehouse).
         if not spark.sql(f"SHOW CATALOGS LIKE '{self.location}'").collect():
-            spark.sql(f"CREATE CATALOG IF NOT EXISTS `{self.location}`")
+            raise LookupError(
+                f"Unity Catalog catalog {self.location!r} does not exist. Create it with "
+                "databricks/setup/unity_catalog.sql (its name for a dev deployment: "
+                "databricks bundle validate -t dev -o json | jq -r .variables.catalog.value), "
+                "or deploy with --var catalog=<an existing catalog>."
+            )
         for layer in catalog.LAYERS:
             spark.sql(
                 f"CREATE SCHEMA IF NOT EXISTS `{self.location}`.`{layer}` "
@@ -69,6 +74,10 @@ class UnityCatalogLakehouse(Lakehouse):
     def delete_where(self, name: str, predicate: str) -> None:
         self.session.sql(f"DELETE FROM {self.identifier(name)} WHERE {predicate}")
 
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        assignments = ", ".join(f"`{column}` = {expression}" for column, expression in values.items())
+        self.session.sql(f"UPDATE {self.identifier(name)} SET {assignments} WHERE {predicate}")
+
     def remove_checkpoint(self, stream: str) -> None:
         target = self.checkpoint_location(stream)
         if target.startswith("/"):  # a Unity Catalog volume, mounted on every compute under /Volumes
@@ -93,7 +102,7 @@ class UnityCatalogLakehouse(Lakehouse):
             span = keys.agg(F.min(partition).alias("first"), F.max(partition).alias("last")).first()
             if span["first"] is None:
                 return self.empty(name, columns)
-            first, last = span["first"] - timedelta(days=within_days), span["last"] + timedelta(days=within_days)
+            first, last = date_window(span["first"], span["last"], within_days)
             table = table.where(F.col(partition).between(F.lit(first), F.lit(last)))
         # Delta prunes the partitions and skips files by their statistics; the batch's keys are few
         # enough to broadcast.

@@ -16,12 +16,14 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse_local.session import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
 NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+RETENTION_NOTEBOOK = "90_raw_line_retention.py"
 DEMO_DIR = Path(".lakehouse/demo")
 DEMO_BUCKET = "clickstream-demo"
 DEMO_PREFIX = "landing/clickstream"
@@ -92,8 +94,13 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
     print("Conservation: landed lines = Silver rows + quarantined + duplicates removed + late not in Silver")
     print(
         f"  {c.landed_lines:,} = {c.silver_rows:,} + {c.quarantined_rows:,} + {c.duplicates_removed:,} "
-        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.holds else 'DOES NOT HOLD'}"
+        f"+ {c.late_not_in_silver:,}   -> {'holds' if c.lines_hold else 'DOES NOT HOLD'}"
         f"   (late events recovered into Silver: {c.late_in_silver:,})"
+    )
+    print("Files: landed files = files read + files quarantined; the files read hold Bronze's lines")
+    print(
+        f"  {c.landed_files:,} = {c.files_read:,} + {c.files_quarantined:,};  {c.lines_of_files_read:,} lines "
+        f"= {c.landed_lines:,} in Bronze   -> {'holds' if c.files_hold else 'DOES NOT HOLD'}"
     )
     ok = c.holds
     if manifest is not None:
@@ -106,6 +113,15 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
 
 
 # -- commands -------------------------------------------------------------------------------------
+
+
+DEMO_RATE = 0.7  # events per simulated second
+
+
+def demo_start_time(events: int, rate: float, now: float | None = None) -> str:
+    """The simulated clock's start such that its last event is due at ``now`` (within half a second)."""
+    start = round((now if now is not None else time.time()) - events / rate)
+    return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -130,9 +146,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             endpoint_url=s3.endpoint_url,
             events=args.events,
             seed=args.seed,
-            start_time="2026-11-20T00:00:00Z",
-            # About 0.7 events per simulated second: 100,000 events span two days.
-            rate=0.7,
+            # About 0.7 events per simulated second: 100,000 events span two days, ending as the demo runs,
+            # so the ops latencies read in seconds. Only the dates change between runs of one seed.
+            start_time=demo_start_time(args.events, DEMO_RATE),
+            rate=DEMO_RATE,
             batch_size=1000,
             batch_interval_seconds=3600,
             **profiles.DEMO,
@@ -154,6 +171,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lakehouse = _lakehouse(spark, args.lakehouse)
         print_gold_summary(lakehouse)
         ok = print_conservation(lakehouse, manifest)
+        from lakehouse_local.privacy_scan import addresses_in_clear
+
+        found = addresses_in_clear(lakehouse)
+        print(f"\nIP addresses in clear in Silver, Gold and ops: {len(found) or 'none'}")
+        for table, column, address in found[:10]:
+            print(f"  {table}.{column}: {address}")
+        ok &= not found
         print(f"\ndemo finished in {time.time() - started:.0f} s; tables in {Path(args.lakehouse).resolve()}")
         print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
         return 0 if ok else 1
@@ -171,6 +195,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     ok = print_conservation(lakehouse)
     print(f"pipeline finished in {seconds:.0f} s")
     return 0 if ok else 1
+
+
+def cmd_purge_raw(args: argparse.Namespace) -> int:
+    from lakehouse_local.notebooks import run_notebook
+
+    parameters = {"lakehouse": str(Path(args.lakehouse).resolve()), "checkpoint_root": "",
+                  "raw_retention_days": str(args.retention_days)}
+    run_notebook(NOTEBOOKS_DIR / RETENTION_NOTEBOOK, _session(), parameters)
+    return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -309,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--trigger-interval", default="5 seconds", help="processing-time trigger of the streams")
     stream_options(follow)
     follow.set_defaults(func=cmd_follow)
+
+    purge = sub.add_parser("purge-raw", help="remove the raw text of lines older than the retention (notebook 90)")
+    purge.add_argument("--lakehouse", default=".lakehouse/lakehouse")
+    purge.add_argument("--retention-days", type=int, default=30)
+    purge.set_defaults(func=cmd_purge_raw)
 
     sql = sub.add_parser("sql", help="Spark SQL over the local tables by their Databricks names")
     sql.add_argument("query")

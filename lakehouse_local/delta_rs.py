@@ -16,19 +16,23 @@ import logging
 import os
 import random
 import time
+from typing import Literal, get_args
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
+from lakehouse.tables import WhenMatched
 from lakehouse_local import storage
 
 log = logging.getLogger(__name__)
 
-WRITE_MODES = ("append", "overwrite")
-SCHEMA_MODES = (None, "merge", "overwrite")
-WHEN_MATCHED = ("update", "ignore")
+WriteMode = Literal["append", "overwrite"]
+SchemaChange = Literal["merge", "overwrite"]
+WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
+SCHEMA_MODES: tuple[str | None, ...] = (None, *get_args(SchemaChange))
+WHEN_MATCHED: tuple[str, ...] = get_args(WhenMatched)
 SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -106,11 +110,11 @@ def write(
     path: str,
     data: pa.Table,
     *,
-    mode: str = "append",
+    mode: WriteMode = "append",
     app_id: str | None = None,
     version: int | None = None,
     partition_by: list[str] | None = None,
-    schema_mode: str | None = None,
+    schema_mode: SchemaChange | None = None,
 ) -> bool:
     """Append ``data`` to (or overwrite) the table at ``path`` in one atomic commit.
 
@@ -159,7 +163,7 @@ def merge(
     keys: list[str],
     app_id: str | None = None,
     version: int | None = None,
-    when_matched: str = "update",
+    when_matched: WhenMatched = "update",
     matched_updates: dict[str, str] | None = None,
     matched_when: str | None = None,
 ) -> dict | None:
@@ -223,6 +227,17 @@ def delete(path: str, predicate: str) -> None:
     location = table_path(path)
     if table_exists(location):
         _retry_conflicts(f"delete from {location}", lambda: DeltaTable(location).delete(predicate))
+
+
+def update(path: str, values: dict[str, str], predicate: str) -> None:
+    """Set ``values`` (column -> SQL expression) on the rows that satisfy ``predicate``, in one commit."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if table_exists(location):
+        _retry_conflicts(
+            f"update of {location}", lambda: DeltaTable(location).update(updates=values, predicate=predicate)
+        )
 
 
 def read(path: str, *, columns: list[str] | None = None, version: int | None = None) -> pa.Table:

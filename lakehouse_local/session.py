@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -104,16 +105,32 @@ def connect_session(
 ):
     """A Spark Connect session on a local Connect server, with the `cloudFiles` and `delta` sources registered.
 
-    pyspark starts the server in this process (``remote("local[...]")``); from then on this process is a
-    Spark Connect client, as a serverless notebook is: a classic session cannot run beside it here.
+    The server runs in this process, as ``builder.remote("local[...]")`` starts it, but on a free port rather
+    than the fixed 15002, so two local runs (a test suite beside ``make demo CONNECT=1``) never share a server.
+    From then on this process is a Spark Connect client, as a serverless notebook is: a classic session
+    cannot run beside it here.
     """
-    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     _configure_environment()
-    conf = session_conf(shuffle_partitions=shuffle_partitions, driver_memory=driver_memory)
-    spark = SparkSession.builder.appName(app_name).remote(f"local[{cores}]").config(map=conf).getOrCreate()
+    opts = session_conf(shuffle_partitions=shuffle_partitions, driver_memory=driver_memory)
+    port = _free_port()
+    opts.update({"spark.app.name": app_name, "spark.connect.grpc.binding.port": str(port)})
+    # What remote("local[...]") does, with the port known to the client (stop() then stops the server too).
+    os.environ["SPARK_LOCAL_REMOTE"] = "1"
+    ConnectSession._start_connect_server(f"local[{cores}]", opts)
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    # The client session takes only the SQL settings; the server started with the rest.
+    runtime = {k: v for k, v in opts.items() if k.startswith("spark.sql.") and k != "spark.sql.warehouse.dir"}
+    spark = ConnectSession.builder.remote(f"sc://localhost:{port}").config(map=runtime).getOrCreate()
     register_sources(spark)
     return spark
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
 
 
 def register_sources(spark) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,14 +214,57 @@ def _walk_local(directory: str, prefix: str, found: list[FileInfo], *, skip_hidd
         found.append(FileInfo(uri, stat.st_size, stat.st_mtime_ns // 1_000_000))
     for path, inner in folders:
         _walk_local(path, inner, found, skip_hidden=skip_hidden, start_after=start_after)
+# A GET whose body breaks off mid-stream is fetched again: botocore retries only until the response
+# headers arrive; the body is read after that, here.
+READ_ATTEMPTS = 5
 
 
 def read_bytes(uri: str) -> bytes:
-    """The whole content of one file."""
-    if is_s3(uri):
-        _, bucket, key = split_s3(uri)
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    return local_path(uri).read_bytes()
+    """The whole content of one file; ``FileNotFoundError`` when it does not exist (any more).
+
+    An S3 body that breaks off (connection reset, fewer bytes than announced, a read timeout) is fetched
+    again, a few times with backoff; the error that remains names the object.
+    """
+    if not is_s3(uri):
+        return local_path(uri).read_bytes()
+    from botocore.exceptions import ClientError
+
+    _, bucket, key = split_s3(uri)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            response = s3_client().get_object(Bucket=bucket, Key=key)
+            body = response["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(uri) from None
+            raise RuntimeError(f"reading {uri}: {error}") from error
+        except _TRANSIENT as error:
+            if attempt == READ_ATTEMPTS:
+                raise RuntimeError(
+                    f"reading {uri}: the body broke off {READ_ATTEMPTS} times ({error.__class__.__name__}: {error}); "
+                    "check the network or the S3 endpoint, then run the stream again: it resumes with this file."
+                ) from error
+            log.info("reading %s: %s; fetching it again (attempt %d)", uri, error, attempt + 1)
+            time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+            continue
+        expected = response.get("ContentLength")
+        if expected is not None and len(body) != expected:
+            if attempt == READ_ATTEMPTS:
+                raise RuntimeError(f"reading {uri}: got {len(body)} of {expected} bytes, {READ_ATTEMPTS} times")
+            continue
+        return body
+    raise AssertionError("unreachable")
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
+    from urllib3.exceptions import ProtocolError
+
+    return (ResponseStreamingError, BotoConnectionError, ReadTimeoutError, ProtocolError, ConnectionError)
+
+
+_TRANSIENT = _transient_errors()
 
 
 def write_bytes(uri: str, data: bytes, *, exclusive: bool = False) -> None:

@@ -8,7 +8,6 @@ transactions, checked before writing (delta-rs records them but does not skip a 
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +18,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
-from lakehouse.tables import Lakehouse, WhenMatched, dedup_on_keys, looks_like_path
+from lakehouse.tables import Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 from lakehouse_local import delta_rs
 
 
@@ -62,6 +61,9 @@ class FolderLakehouse(Lakehouse):
     def delete_where(self, name: str, predicate: str) -> None:
         delta_rs.delete(self.path(name), predicate)
 
+    def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
+        delta_rs.update(self.path(name), values, predicate)
+
     def remove_checkpoint(self, stream: str) -> None:
         shutil.rmtree(self.checkpoint_location(stream), ignore_errors=True)
 
@@ -85,8 +87,7 @@ class FolderLakehouse(Lakehouse):
         partitions = None
         if partition:
             span = pc.min_max(keys.column(partition))
-            days = timedelta(days=within_days)
-            partitions = (partition, span["min"].as_py() - days, span["max"].as_py() + days)
+            partitions = (partition, *date_window(span["min"].as_py(), span["max"].as_py(), within_days))
         wanted = pc.unique(keys.column(key))
         rows = delta_rs.read_matching(self.path(name), key, wanted, columns=columns, partitions=partitions)
         return self._frame(name, rows, columns)

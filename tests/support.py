@@ -50,11 +50,15 @@ def pipeline_command(landing: str, lakehouse: Path, *, connect: bool = False, **
     return command + (["--connect"] if connect else [])
 
 
-def run_pipeline_process(landing: str, lakehouse: Path, *, connect: bool = False, **flags: str) -> None:
-    """Run the notebooks in a process of their own (a Spark Connect client needs one); fail with its output."""
+def run_pipeline_process(
+    landing: str, lakehouse: Path, *, connect: bool = False, env: dict[str, str] | None = None, **flags: str
+) -> None:
+    """Run the notebooks in a process of their own (a Spark Connect client needs one, and so does another S3
+    endpoint: Spark's workers take the environment the JVM started with); fail with its output."""
     result = subprocess.run(
         pipeline_command(landing, lakehouse, connect=connect, **flags),
-        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=900,
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), **(env or {})), capture_output=True, text=True,
+        timeout=900,
     )
     if result.returncode != 0:
         raise AssertionError(f"pipeline exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

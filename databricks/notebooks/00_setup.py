@@ -10,13 +10,6 @@
 
 # COMMAND ----------
 
-# The shared package sits two folders up (repo root); the same line works in a Git folder, a bundle
-# deployment and the local runner.
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import layers
 

@@ -3,21 +3,19 @@
 # MAGIC # 01 · Bronze: Auto Loader from the S3 landing area
 # MAGIC
 # MAGIC **Reads:** JSON-lines micro-batches under the `landing_path` widget (`s3://bucket/prefix`), with
-# MAGIC Auto Loader (`cloudFiles`, text format, so every line is kept exactly as it arrived).
-# MAGIC **Writes:** `bronze.events` (one row per landed line + `_source_file`, `_ingested_at`,
-# MAGIC `_record_id`) and one `ops.pipeline_metrics` row per micro-batch.
+# MAGIC Auto Loader (`cloudFiles`, `binaryFile`: each landed file whole, opened here).
+# MAGIC **Writes:** `bronze.events` (one row per landed line, exactly as it arrived, + `_source_file`,
+# MAGIC `_line_number`, `_ingested_at`, `_record_id`), `bronze.files` (one row per landed file: read, or
+# MAGIC quarantined with the reason) and one `ops.pipeline_metrics` row per micro-batch.
 # MAGIC
 # MAGIC **Guarantees:** each landed file is read exactly once across restarts (Auto Loader's file
 # MAGIC discovery state lives in the checkpoint); each micro-batch is appended once (idempotent write
-# MAGIC keyed on the stream and batch id). Malformed lines are kept here; Silver decides about them.
-# MAGIC `reset = true` clears `bronze.events` *and* this stream's checkpoint together.
+# MAGIC keyed on the stream and batch id). A file that cannot be read (a corrupt gzip stream, bytes that are
+# MAGIC not UTF-8, an object gone since discovery) is recorded in `bronze.files` and the stream goes on.
+# MAGIC Malformed lines are kept here; Silver decides about them. `reset = bronze` clears the Bronze
+# MAGIC tables, this stream's checkpoint and its metrics together (and rebuilds Silver and Gold after it).
 
 # COMMAND ----------
-
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
 
 from lakehouse import config
 from lakehouse.pipeline import bronze, layers
@@ -27,7 +25,7 @@ from lakehouse.transforms import bronze as bronze_t
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "bronze")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "bronze")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 
@@ -38,21 +36,24 @@ tables = layers.prepare(spark, cfg, "bronze")  # resets the layer first when res
 
 landed = (
     spark.readStream.format("cloudFiles")
-    .option("cloudFiles.format", "text")  # one row per line, exactly as it arrived
+    .option("cloudFiles.format", "binaryFile")  # each file whole: opening it can fail without stopping the stream
     .option("cloudFiles.schemaLocation", tables.schema_location("bronze"))  # file discovery state
     .option("cloudFiles.maxFilesPerTrigger", str(cfg.max_files_per_trigger))  # bounds a micro-batch
     .option("cloudFiles.includeExistingFiles", "true")  # a new stream starts with what has landed
+    .option("ignoreMissingFiles", "true")  # an object expired before it was read does not stop the stream
     .load(cfg.landing_path)
 )
 
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Keep every line with its lineage
+# MAGIC ## Open each file: its lines, exactly as they arrived, and a record of the file
 
 # COMMAND ----------
 
-bronze_rows = bronze_t.bronze_rows(landed)  # value + _source_file, _file_size, _ingested_at, _record_id
+# gunzip *.gz, decode UTF-8, split lines as Spark's text source does; a file that cannot be opened gets
+# a record with the reason instead of lines.
+bronze_rows = bronze_t.bronze_rows(bronze_t.open_files(landed))
 
 # COMMAND ----------
 

@@ -21,11 +21,6 @@
 
 # COMMAND ----------
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import layers, silver
 from lakehouse.transforms import silver as silver_t
@@ -34,7 +29,7 @@ from lakehouse.transforms import silver as silver_t
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "silver")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "silver")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 

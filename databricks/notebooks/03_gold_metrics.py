@@ -12,11 +12,6 @@
 
 # COMMAND ----------
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "..")))
-
 from lakehouse import config
 from lakehouse.pipeline import gold, layers
 
@@ -24,7 +19,7 @@ from lakehouse.pipeline import gold, layers
 
 config.define_widgets(dbutils)
 cfg = config.from_widgets(dbutils)
-tables = layers.prepare(spark, cfg, "gold")  # resets the layer first when reset = true
+tables = layers.prepare(spark, cfg, "gold")  # rebuilds the layer first when the reset widget asks
 
 # COMMAND ----------
 

@@ -1,15 +1,18 @@
 -- Unity Catalog for the clickstream lakehouse: one catalog, a schema per layer, the checkpoint volume
 -- and the grants of the two groups. Run once per catalog (prod: clickstream; dev:
--- clickstream_dev_<short user name>) in the SQL editor as a metastore admin or a user with
--- CREATE CATALOG on the metastore and CREATE MANAGED STORAGE on the clickstream_lakehouse external
--- location (databricks/setup/external_locations.sql). Safe to run again.
+-- clickstream_dev_<short user name>, printed by
+-- `databricks bundle validate -t dev -o json | jq -r .variables.catalog.value`) in the SQL editor as a
+-- metastore admin or a user with CREATE CATALOG on the metastore and CREATE MANAGED STORAGE on the
+-- clickstream_lakehouse external location (databricks/setup/external_locations.sql). Safe to run again.
+-- The pipeline never creates a catalog: this is where it gets its managed location.
 --
 -- Placeholders, replaced before running (see the README):
 --   ${catalog}  catalog name, e.g. clickstream
 --   ${bucket}   S3 bucket, e.g. my-clickstream-bucket
 --
--- Groups: clickstream_engineers run and change the pipeline (every layer);
---         clickstream_analysts read Gold only.
+-- Groups (account groups: Unity Catalog cannot grant to workspace-local ones):
+--   clickstream_engineers run and change the pipeline (every layer);
+--   clickstream_analysts read Gold only.
 --
 -- Table and column comments are not set here: 00_setup creates every table with its comment and
 -- column comments, from lakehouse/catalog.py.

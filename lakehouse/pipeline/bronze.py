@@ -1,4 +1,5 @@
-"""Bronze micro-batch: the landed lines of a batch, appended once to ``bronze.events``."""
+"""Bronze micro-batch: the lines of a batch's landed files appended once to ``bronze.events``, and a record
+of every file, read or quarantined, to ``bronze.files``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.pipeline.metrics import MicroBatch, ingest_times
 from lakehouse.tables import Lakehouse
+from lakehouse.transforms import bronze as bronze_t
 
 
 @dataclass(frozen=True)
@@ -17,10 +19,24 @@ class BronzeBatch:
 
     tables: Lakehouse
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+    def __call__(self, batch: DataFrame, batch_id: int) -> dict:
         run = MicroBatch.start(self.tables, "bronze", batch, batch_id)
         batch = run.tables.reusable(batch)
-        stats = batch.agg(F.count(F.lit(1)).alias("rows"), *ingest_times("_file_modification_time")).first()
-        if stats["rows"]:
-            run.tables.append(batch, "bronze.events", app_id=run.app_id("bronze.events"), batch_id=batch_id)
-        run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats if stats["rows"] else None)
+        is_line = F.col("_line_number").isNotNull()
+        stats = batch.agg(
+            F.count_if(is_line).alias("lines"),
+            F.count_if(~is_line).alias("files"),
+            F.count_if(~is_line & F.col("_file_error").isNotNull()).alias("unreadable"),
+            *ingest_times("_file_modification_time", where=is_line),
+        ).first()
+        if stats["files"]:
+            run.tables.append(bronze_t.lines_of(batch), "bronze.events", app_id=run.app_id("bronze.events"),
+                              batch_id=batch_id)
+            run.tables.append(bronze_t.file_records(batch), "bronze.files", app_id=run.app_id("bronze.files"),
+                              batch_id=batch_id)
+        counts = {
+            "rows_in": stats["lines"], "rows_written": stats["lines"],
+            "files_in": stats["files"], "files_quarantined": stats["unreadable"],
+        }
+        run.record(ingest=stats if stats["lines"] else None, **counts)
+        return counts

@@ -13,7 +13,7 @@ from lakehouse.tables import Lakehouse, lakehouse_for
 log = logging.getLogger(__name__)
 
 LAYER_TABLES = {
-    "bronze": (catalog.BRONZE_EVENTS,),
+    "bronze": (catalog.BRONZE_EVENTS, catalog.BRONZE_FILES),
     "silver": (catalog.SILVER_EVENTS, catalog.QUARANTINE),
     "gold": (*catalog.GOLD_TABLES, catalog.GOLD_KEYS),
 }

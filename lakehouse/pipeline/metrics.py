@@ -19,7 +19,7 @@ from lakehouse.tables import Lakehouse, stream_id
 
 log = logging.getLogger(__name__)
 
-COUNTS = ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late")
+COUNTS = ("rows_in", "rows_written", "quarantined", "duplicates_removed", "late", "files_in", "files_quarantined")
 
 
 @dataclass(frozen=True)

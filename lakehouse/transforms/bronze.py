@@ -1,19 +1,128 @@
-"""Bronze: every landed line, verbatim, with where and when it came from."""
+"""Bronze: every landed file opened and split into its lines, exactly as they arrived, with where and when
+they came from; and one record per file, read or not.
+
+Auto Loader hands over whole files (``binaryFile``), so opening them is the pipeline's own work, the same
+on every runtime: :class:`LandedFiles` (in Spark's Python workers, over Arrow) gunzips ``*.gz`` objects,
+decodes UTF-8 strictly and splits lines as Spark's text source does (``\\n``, ``\\r\\n`` or ``\\r``; no line
+after a final line break). A file that cannot be opened (a truncated or corrupt gzip stream, bytes that are
+not UTF-8, an object gone since it was discovered) yields no lines and a file record with the error:
+nothing stops the stream, and every landed file is accounted for (``bronze.files``).
+"""
 
 from __future__ import annotations
 
+import gzip
+import zlib
+from collections.abc import Iterator
+
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+# One row per line, plus one per file (``_line_number`` null) carrying the file's line count or its error.
+OPENED = pa.schema(
+    [
+        ("value", pa.string()),
+        ("_source_file", pa.string()),
+        ("_file_size", pa.int64()),
+        ("_file_modification_time", pa.timestamp("us", tz="UTC")),
+        ("_line_number", pa.int64()),
+        ("_file_lines", pa.int64()),
+        ("_file_error", pa.string()),
+    ]
+)
 
 
-def bronze_rows(landed: DataFrame) -> DataFrame:
-    """Map Auto Loader's text rows (``value`` + ``_metadata``) to the Bronze table's columns."""
-    return landed.select(
-        F.col("value"),
-        F.col("_metadata.file_path").alias("_source_file"),
-        F.col("_metadata.file_size").alias("_file_size"),
-        F.col("_metadata.file_modification_time").alias("_file_modification_time"),
+class UnreadableFileError(ValueError):
+    """A landed file whose bytes are not text lines this pipeline can read (it is recorded, not fatal)."""
+
+
+def split_lines(content: bytes | None, path: str) -> list[str]:
+    """The lines of one landed file, or :class:`UnreadableFileError` saying why it has none."""
+    if content is None:
+        raise UnreadableFileError("the object is gone: it was deleted or expired after it was discovered")
+    if path.endswith(".gz"):
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError, zlib.error) as error:
+            raise UnreadableFileError(f"not a complete gzip stream ({error})") from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnreadableFileError(
+            f"not UTF-8 text: byte {content[error.start]:#04x} at offset {error.start} ({error.reason})"
+        ) from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+class LandedFiles:
+    """The ``mapInArrow`` function that opens landed files: ``binaryFile`` rows in, :data:`OPENED` rows out."""
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for path, modified, length, content in zip(*(batch.column(c).to_pylist() for c in
+                                                          ("path", "modificationTime", "length", "content")),
+                                                        strict=True):
+                yield self._open(path, modified, length, content)
+
+    @staticmethod
+    def _open(path: str, modified, length: int, content: bytes | None) -> pa.RecordBatch:
+        try:
+            lines, error = split_lines(content, path), None
+        except UnreadableFileError as unreadable:
+            lines, error = [], str(unreadable)
+        count = len(lines)
+        rows = count + 1
+        columns = {
+            "value": [*lines, None],
+            "_source_file": [path] * rows,
+            "_file_size": [length] * rows,
+            "_file_modification_time": [modified] * rows,
+            "_line_number": [*range(1, count + 1), None],
+            "_file_lines": [None] * count + [count],
+            "_file_error": [None] * count + [error],
+        }
+        return pa.RecordBatch.from_pydict(columns, schema=OPENED)
+
+
+def open_files(landed: DataFrame) -> DataFrame:
+    """Auto Loader's ``binaryFile`` rows as lines (``_line_number`` set) and one record per file."""
+    return landed.mapInArrow(LandedFiles(), from_arrow_schema(OPENED))
+
+
+def bronze_rows(opened: DataFrame) -> DataFrame:
+    """The Bronze table's columns for every line (file records pass through, ``_line_number`` null)."""
+    return opened.select(
+        "value",
+        "_source_file",
+        "_file_size",
+        "_file_modification_time",
+        "_line_number",
+        "_file_lines",
+        "_file_error",
         F.current_timestamp().alias("_ingested_at"),
         # A stable identity for the line from here on; Silver and quarantine refer to it.
         F.expr("uuid()").alias("_record_id"),
+    )
+
+
+def lines_of(rows: DataFrame) -> DataFrame:
+    return rows.filter(F.col("_line_number").isNotNull())
+
+
+def file_records(rows: DataFrame) -> DataFrame:
+    """``bronze.files`` rows: one per landed file, read (with its line count) or not (with the error)."""
+    return rows.filter(F.col("_line_number").isNull()).select(
+        F.col("_source_file").alias("file"),
+        F.col("_file_size").alias("size"),
+        F.col("_file_modification_time").alias("modification_time"),
+        F.col("_file_lines").alias("lines"),
+        F.col("_file_error").alias("error"),
+        F.col("_ingested_at").alias("read_at"),
     )

@@ -13,6 +13,8 @@ Two ways to the same tables:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -20,6 +22,7 @@ from lakehouse import contract
 
 ACTIONS = contract.actions()
 UNKNOWN = "unknown"
+_LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999999)
 # daily_kpis' count of each action, in ACTIONS' order.
 _ACTION_COLUMNS = ("views", "clicks", "add_to_carts", "purchases")
 
@@ -47,7 +50,8 @@ def events_per_minute(silver: DataFrame) -> DataFrame:
     return (
         silver.groupBy(start.alias("window_start"), "action")
         .agg(F.count(F.lit(1)).alias("events"))
-        .withColumn("window_end", F.col("window_start") + F.expr("INTERVAL 1 MINUTE"))
+        # The minute after 9999-12-31 23:59 is not a timestamp Python or Delta readers can hold.
+        .withColumn("window_end", F.least(F.col("window_start") + F.expr("INTERVAL 1 MINUTE"), F.lit(_LAST_INSTANT)))
         .withColumn("event_date", F.to_date("window_start"))
         .select("window_start", "window_end", "action", "events", "event_date")
     )

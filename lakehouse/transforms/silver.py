@@ -15,7 +15,7 @@ from lakehouse import catalog, rules
 from lakehouse.transforms import validation
 
 VIOLATION = validation.VIOLATION
-ARRIVAL_ORDER = ["ingest_time", "_ingested_at", "_source_file", "_record_id"]
+ARRIVAL_ORDER = ["ingest_time", "_ingested_at", "_source_file", "_line_number", "_record_id"]
 
 
 def parse(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:

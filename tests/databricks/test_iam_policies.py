@@ -5,6 +5,8 @@
 * Databricks reads the landing prefix, reads and writes the lakehouse prefix, never writes landing.
 * The trust policy lets Unity Catalog's master role and the role itself assume it, with the storage
   credential's external id.
+* With SSE-KMS on the bucket (01_setup_aws --kms-key-id), two optional policies let the producer and the
+  Databricks role use that key, only through S3 and only for what each of them does.
 * Prefixes agree with the producer's defaults and the bundle's landing_prefix.
 """
 
@@ -23,7 +25,15 @@ IAM_DIR = REPO_ROOT / "infra" / "aws" / "iam"
 BUNDLE_FILE = REPO_ROOT / "databricks.yml"
 UC_MASTER_ROLE = "arn:aws:iam::414351767826:role/unity-catalog-prod-UCMasterRole-14S5ZJVKOTYTL"
 BUCKET_ARN = "arn:aws:s3:::<bucket>"
-PLACEHOLDERS = {"<bucket>", "<aws-account-id>", "<databricks-role-name>", "<storage-credential-external-id>"}
+PLACEHOLDERS = {
+    "<bucket>",
+    "<aws-account-id>",
+    "<databricks-role-name>",
+    "<storage-credential-external-id>",
+    "<kms-key-arn>",
+    "<aws-region>",
+}
+KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _policy(name: str) -> dict:
@@ -65,14 +75,16 @@ def test_policy_documents_parse_and_use_only_known_placeholders(name):
     assert set(re.findall(r"<[a-z0-9-]+>", text)) <= PLACEHOLDERS
     # ${...} is an IAM policy variable, not a placeholder: none may slip in.
     assert "${" not in text
-    for action in re.findall(r'"(s3:[^"]*|sts:[^"]*)"', text):
+    for action in re.findall(r'"((?:s3|sts|kms):[^"]*)"', text):
         assert "*" not in action, f"{name}: wildcard action {action}"
 
 
 def test_the_expected_documents_exist():
     assert sorted(p.name for p in IAM_DIR.glob("*.json")) == [
+        "databricks-kms-policy.json",
         "databricks-policy.json",
         "databricks-trust-policy.json",
+        "producer-kms-policy.json",
         "producer-policy.json",
     ]
 
@@ -131,3 +143,29 @@ def test_rendered_policies_have_valid_arns():
             text = text.replace(placeholder, value)
         for _, resource in _grants(json.loads(text)):
             assert re.fullmatch(r"arn:aws:(s3:::my-clickstream-bucket(/[\w/.-]+\*?)?|iam::123456789012:role/[\w-]+)", resource), resource
+
+
+@pytest.mark.parametrize(
+    ("name", "actions"),
+    [
+        # Unity Catalog reads the landing files and reads and writes the lakehouse prefix.
+        ("databricks-kms-policy.json", {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}),
+        # The producer only puts objects (single-part PUTs: no kms:Decrypt needed).
+        ("producer-kms-policy.json", {"kms:GenerateDataKey"}),
+    ],
+)
+def test_kms_policies_use_the_bucket_key_only_through_s3(name, actions):
+    policy = _policy(name)
+    (statement,) = policy["Statement"]
+    assert set(_as_list(statement["Action"])) == actions
+    assert _as_list(statement["Resource"]) == ["<kms-key-arn>"], "that one key, no wildcard"
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.<aws-region>.amazonaws.com"}}
+    text = (IAM_DIR / name).read_text().replace("<kms-key-arn>", KMS_KEY_ARN).replace("<aws-region>", "eu-west-1")
+    rendered = json.loads(text)["Statement"][0]
+    assert rendered["Resource"] == [KMS_KEY_ARN]
+    assert rendered["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+
+
+def test_the_s3_policies_grant_no_kms_so_sse_s3_buckets_need_nothing_more():
+    for name in ("producer-policy.json", "databricks-policy.json"):
+        assert not any(action.startswith("kms:") for action, _ in _grants(_policy(name))), name

@@ -298,16 +298,13 @@ def test_analysts_read_gold_only_and_engineers_work_on_every_layer():
     assert {who for *_, who in grants} == {"clickstream_analysts", "clickstream_engineers"}
 
 
-def test_external_locations_cover_landing_and_lakehouse_prefixes():
-    from producer.config import DEFAULT_PREFIX
-
-    values = {"bucket": "example-bucket", "landing_prefix": DEFAULT_PREFIX, "storage_credential": "clickstream_s3"}
+def test_external_locations_cover_the_lakehouse_prefix_and_grant_on_the_read_only_landing_location():
+    values = {"bucket": "example-bucket", "storage_credential": "clickstream_s3"}
     statements = _statements(SETUP_DIR / "external_locations.sql", values)
     urls = dict(re.findall(r"CREATE EXTERNAL LOCATION IF NOT EXISTS (\w+) URL '([^']+)'", "\n".join(statements)))
-    assert urls == {
-        "clickstream_landing": f"s3://example-bucket/{DEFAULT_PREFIX}",
-        "clickstream_lakehouse": "s3://example-bucket/lakehouse",
-    }
+    # The landing location is created read-only by the CLI (SQL has no read-only option): see
+    # tests/databricks/test_run_on_databricks.py for that command.
+    assert urls == {"clickstream_lakehouse": "s3://example-bucket/lakehouse"}
     grants = _grants(statements)
     assert ({"READ FILES"}, "EXTERNAL LOCATION", "clickstream_landing", "clickstream_engineers") in grants
     assert not any("WRITE FILES" in p for p, *_ in grants), "writes go through Unity Catalog tables and volumes"

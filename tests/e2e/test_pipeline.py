@@ -327,3 +327,27 @@ def test_resetting_silver_rebuilds_silver_and_gold_from_bronze_with_truthful_met
     for spec in catalog.GOLD_TABLES:
         columns = [c for c in spec.public_columns if c != "event_date" or spec.name != "gold.events_per_minute"]
         assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
+
+
+def test_the_pipeline_completes_exactly_behind_an_s3_endpoint_that_fails(spark, s3, s3_endpoint, tmp_path):
+    """503s, 500s, connection resets, bodies cut off halfway and 2-second delays on every landed object:
+    each is retried, and the tables are exactly what they would be without them."""
+    from faulty_s3 import FAULTS, FaultyS3
+
+    small = _produce(s3, s3_endpoint, tmp_path, "e2e-faults", events=300, batch_size=100, seed=31)
+    root = tmp_path / "lh"
+    proxy = FaultyS3(s3_endpoint.endpoint_url, prefix="/e2e-faults/landing/").start()
+    try:
+        run_pipeline_process(small["landing"], root, env={"AWS_ENDPOINT_URL": proxy.endpoint_url})
+    finally:
+        proxy.stop()
+    objects = small["manifest"]["counts"]["objects"]
+    # Every landed object met every fault once (and some listings a 503 too) before it was read.
+    assert {fault: proxy.injected[fault] for fault in FAULTS if fault and fault != "slow_down"} == dict.fromkeys(
+        ("internal_error", "reset", "truncated_body", "delay"), objects
+    )
+    assert proxy.injected["slow_down"] > objects
+    lakehouse = FolderLakehouse(spark, str(root))
+    checks = reconcile.against_manifest(lakehouse, small["manifest"])
+    assert [(name, expected) for name, expected, _ in checks] == [(name, found) for name, _, found in checks]
+    assert reconcile.conservation(lakehouse).holds

@@ -46,16 +46,19 @@ class FakeFrame(Recorder):
 
 
 class FakeSession(Recorder):
-    def __init__(self, log: list, existing: set[str] = frozenset()) -> None:
+    def __init__(self, log: list, existing: set[str] = frozenset(), catalogs: tuple[str, ...] = ("clickstream",)) -> None:
         super().__init__(log, "spark")
         self.existing = existing
+        self.catalogs = catalogs
 
     def sql(self, text: str):
         self._log.append(("spark.sql", (" ".join(text.split()),), {}))
 
+        catalogs = self.catalogs
+
         class Result:
-            def collect(self) -> list:  # SHOW CATALOGS finds none
-                return []
+            def collect(self) -> list:  # SHOW CATALOGS
+                return [("catalog", name) for name in catalogs if f"LIKE '{name}'" in text]
 
         return Result()
 
@@ -168,20 +171,29 @@ def test_no_spark_conf_is_set_and_nothing_is_cached(calls):
     assert not [path for path, _, _ in calls if path.startswith("spark.conf") or "persist" in path or "cache" in path]
 
 
-def test_ddl_creates_the_catalog_only_when_missing_and_every_layer_schema(calls):
+def test_ddl_creates_every_layer_schema_in_the_existing_catalog(calls):
     lakehouse = _lakehouse(calls)
     lakehouse.create_schemas()
     created = lakehouse.create_table(catalog.DAILY_KPIS)
 
     statements = [args[0] for path, args, _ in calls if path == "spark.sql"]
-    assert statements[:2] == ["SHOW CATALOGS LIKE 'clickstream'", "CREATE CATALOG IF NOT EXISTS `clickstream`"]
-    assert [s.split(" COMMENT")[0] for s in statements[2:6]] == [
+    assert statements[0] == "SHOW CATALOGS LIKE 'clickstream'"
+    assert not [s for s in statements if "CATALOG" in s.split(" LIKE")[0] and not s.startswith("SHOW")]
+    assert [s.split(" COMMENT")[0] for s in statements[1:5]] == [
         f"CREATE SCHEMA IF NOT EXISTS `clickstream`.`{layer}`" for layer in catalog.LAYERS
     ]
-    assert statements[6].startswith("CREATE TABLE IF NOT EXISTS `clickstream`.`gold`.`daily_kpis` (`event_date` DATE COMMENT")
-    assert statements[6].endswith("USING DELTA COMMENT 'Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.'")
+    assert statements[5].startswith("CREATE TABLE IF NOT EXISTS `clickstream`.`gold`.`daily_kpis` (`event_date` DATE COMMENT")
+    assert statements[5].endswith("USING DELTA COMMENT 'Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.'")
     assert created is True
     assert _lakehouse([], existing={"clickstream.gold.daily_kpis"}).create_table(catalog.DAILY_KPIS) is False
+
+
+def test_a_missing_catalog_is_refused_with_how_to_create_it_and_nothing_is_created(calls):
+    lakehouse = UnityCatalogLakehouse(FakeSession(calls, catalogs=()), "clickstream", checkpoint_root=CHECKPOINTS)
+
+    with pytest.raises(LookupError, match=r"catalog 'clickstream' does not exist.*databricks/setup/unity_catalog\.sql"):
+        lakehouse.create_schemas()
+    assert [args[0] for path, args, _ in calls if path == "spark.sql"] == ["SHOW CATALOGS LIKE 'clickstream'"]
 
 
 def test_a_path_is_refused_as_a_catalog_and_a_checkpoint_root_is_required():

@@ -21,6 +21,7 @@ from pyspark.sql.datasource import InputPartition
 from lakehouse_local import storage
 from lakehouse_local.sources.cloudfiles.json_conversion import json_fast, json_slow, text_lines
 from lakehouse_local.sources.cloudfiles.layout import OutputLayout, assemble
+from lakehouse_local.sources.cloudfiles.options import BINARY_FILE
 from lakehouse_local.storage import FileInfo
 
 # Partition planning: about two tasks per core, but no task smaller than this unless files are few.
@@ -60,39 +61,70 @@ def plan_partitions(files: Sequence[FileInfo], *, max_partitions: int | None = N
     ]
 
 
-def read_partition(partition: InputPartition, layout: OutputLayout) -> Iterator[pa.RecordBatch]:
-    """Arrow record batches for every file of ``partition``, in order, matching ``layout.schema`` exactly."""
+def read_partition(
+    partition: InputPartition, layout: OutputLayout, *, ignore_missing_files: bool = False
+) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches for every file of ``partition``, in order, matching ``layout.schema`` exactly.
+
+    A file that is gone since it was discovered fails the read, naming it, unless ``ignore_missing_files``:
+    then ``binaryFile`` returns its row with a null ``content`` (so the reader can record it) and the
+    other formats skip it.
+    """
     files = [FileInfo(*entry) for entry in getattr(partition, "files", None) or ()]
     if not files:
         return
     arrow_schema = layout.arrow_schema
-    for info, raw in _fetch(files):
-        data = gzip.decompress(raw) if info.path.endswith(".gz") else raw
+    for info, raw in _fetch(files, ignore_missing=ignore_missing_files):
+        if layout.file_format == BINARY_FILE:
+            yield _binary_row(info, raw, arrow_schema)
+            continue
+        if raw is None:
+            continue
         try:
+            data = gzip.decompress(raw) if info.path.endswith(".gz") else raw
             table = _file_table(data, info, layout, arrow_schema)
         except Exception as error:
             raise RuntimeError(f"cloudFiles source: cannot read {info.path}: {error}") from error
         yield from table.to_batches()
 
 
-def _fetch(files: Sequence[FileInfo]) -> Iterator[tuple[FileInfo, bytes]]:
-    """File contents in order; S3 objects are fetched a few at a time ahead of the consumer."""
+def _binary_row(info: FileInfo, content: bytes | None, arrow_schema: pa.Schema) -> pa.RecordBatch:
+    values = [[info.path], [info.modification_time_ms * 1000], [info.size], [content]]
+    return pa.RecordBatch.from_arrays([pa.array(v, f.type) for v, f in zip(values, arrow_schema, strict=True)],
+                                      schema=arrow_schema)
+
+
+def _read(uri: str, ignore_missing: bool) -> bytes | None:
+    try:
+        return storage.read_bytes(uri)
+    except FileNotFoundError:
+        if ignore_missing:
+            return None
+        raise FileNotFoundError(
+            f"cloudFiles source: {uri} was discovered but is gone (deleted or expired before it was read). "
+            "Set the option ignoreMissingFiles=true to go on without it."
+        ) from None
+
+
+def _fetch(files: Sequence[FileInfo], *, ignore_missing: bool = False) -> Iterator[tuple[FileInfo, bytes | None]]:
+    """File contents in order (None for a missing file when ``ignore_missing``); S3 objects are fetched a few
+    at a time ahead of the consumer."""
     if len(files) == 1 or not any(storage.is_s3(f.path) for f in files):
         for info in files:
-            yield info, storage.read_bytes(info.path)
+            yield info, _read(info.path, ignore_missing)
         return
     with ThreadPoolExecutor(max_workers=S3_PREFETCH, thread_name_prefix="cloudfiles-get") as pool:
         pending: deque = deque()
         queue = iter(files)
         for info in queue:
-            pending.append((info, pool.submit(storage.read_bytes, info.path)))
+            pending.append((info, pool.submit(_read, info.path, ignore_missing)))
             if len(pending) >= S3_PREFETCH:
                 break
         while pending:
             info, future = pending.popleft()
             next_info = next(queue, None)
             if next_info is not None:
-                pending.append((next_info, pool.submit(storage.read_bytes, next_info.path)))
+                pending.append((next_info, pool.submit(_read, next_info.path, ignore_missing)))
             yield info, future.result()
 
 

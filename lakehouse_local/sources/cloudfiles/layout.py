@@ -20,6 +20,7 @@ import pyarrow as pa
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     DataType,
     LongType,
     MapType,
@@ -30,7 +31,7 @@ from pyspark.sql.types import (
 )
 
 from lakehouse_local import storage
-from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions
+from lakehouse_local.sources.cloudfiles.options import BINARY_FILE, CloudFilesOptions
 from lakehouse_local.storage import FileInfo
 
 METADATA_COLUMN = "_metadata"
@@ -49,6 +50,15 @@ METADATA_TYPE = StructType(
     ]
 )
 TEXT_SCHEMA = StructType([StructField("value", StringType()), StructField(METADATA_COLUMN, METADATA_TYPE)])
+# Spark's binaryFile schema: one row per file, its bytes as they are (no decompression).
+BINARY_FILE_SCHEMA = StructType(
+    [
+        StructField("path", StringType()),
+        StructField("modificationTime", TimestampType()),
+        StructField("length", LongType()),
+        StructField("content", BinaryType()),
+    ]
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +92,14 @@ class OutputLayout:
         metadata_fields: tuple[str, ...] = ()
         if METADATA_COLUMN in by_name:
             metadata_fields = _metadata_fields(by_name[METADATA_COLUMN].dataType)
+
+        if options.file_format == BINARY_FILE:
+            if names != [f.name for f in BINARY_FILE_SCHEMA.fields]:
+                raise ValueError(
+                    f"cloudFiles source: the binaryFile format has the fixed schema {BINARY_FILE_SCHEMA.simpleString()}; "
+                    f"got columns {names}."
+                )
+            return cls(schema, BINARY_FILE, tuple(schema.fields), None, None, None, ())
 
         if options.file_format == "text":
             if options.rescued_data_column_requested:

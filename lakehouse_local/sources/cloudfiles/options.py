@@ -2,7 +2,8 @@
 
 Names are case-insensitive, as everywhere in Spark:
 
-``cloudFiles.format``               ``json`` (JSON lines) or ``text``; required.
+``cloudFiles.format``               ``json`` (JSON lines), ``text`` or ``binaryFile`` (a row per file:
+                                    ``path``, ``modificationTime``, ``length``, ``content``); required.
 ``cloudFiles.schemaLocation``       required for streams; holds the discovery log (``_discovery/``).
 ``cloudFiles.maxFilesPerTrigger``   files admitted per micro-batch (default 1000), also under
                                     ``trigger(availableNow=True)``.
@@ -24,6 +25,9 @@ Names are case-insensitive, as everywhere in Spark:
 ``cloudFiles.validateOptions``      accepted; options are always validated.
 ``path``, ``pathGlobFilter`` (file-name glob), ``rescuedDataColumn``, ``columnNameOfCorruptRecord``,
 ``recursiveFileLookup`` (listing is always recursive, as Auto Loader's is: only ``true`` is accepted).
+``ignoreMissingFiles``              ``false`` (default): a file gone between discovery and reading fails
+                                    the read, naming it; ``true``: ``binaryFile`` hands it over with a null
+                                    ``content`` (Auto Loader skips it), the other formats skip it.
 
 Anything else raises ``ValueError`` naming the option (see :mod:`lakehouse_local.sources.options`).
 """
@@ -37,7 +41,8 @@ from collections.abc import Mapping
 from lakehouse_local import storage
 from lakehouse_local.sources.options import SourceOptions
 
-SUPPORTED_FORMATS = ("json", "text")
+SUPPORTED_FORMATS = ("json", "text", "binaryfile")
+BINARY_FILE = "binaryfile"
 DEFAULT_RESCUED_DATA_COLUMN = "_rescued_data"
 DEFAULT_CORRUPT_RECORD_COLUMN = "_corrupt_record"
 SCHEMA_EVOLUTION_MODES = ("rescue", "none")
@@ -56,7 +61,10 @@ CLOUD_FILES_OPTIONS = (
     "cloudFiles.maxFileAge",
     "cloudFiles.validateOptions",
 )
-GENERIC_OPTIONS = ("path", "pathGlobFilter", "rescuedDataColumn", "columnNameOfCorruptRecord", "recursiveFileLookup")
+GENERIC_OPTIONS = (
+    "path", "pathGlobFilter", "rescuedDataColumn", "columnNameOfCorruptRecord", "recursiveFileLookup",
+    "ignoreMissingFiles",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +77,7 @@ class CloudFilesOptions:
     max_files_per_trigger: int | None = None
     max_bytes_per_trigger: int | None = None
     include_existing_files: bool = True
+    ignore_missing_files: bool = False
     path_glob_filter: str | None = None
     rescued_data_column: str = DEFAULT_RESCUED_DATA_COLUMN
     rescued_data_column_requested: bool = False
@@ -88,7 +97,7 @@ class CloudFilesOptions:
 
         file_format = opts.get("cloudFiles.format")
         if not file_format:
-            raise ValueError("cloudFiles source: option 'cloudFiles.format' is required (one of: json, text).")
+            raise ValueError("cloudFiles source: option 'cloudFiles.format' is required (one of: json, text, binaryFile).")
         file_format = file_format.strip().lower()
         if file_format not in SUPPORTED_FORMATS:
             raise ValueError(
@@ -143,6 +152,7 @@ class CloudFilesOptions:
             if max_bytes is not None
             else None,
             include_existing_files=opts.flag("cloudFiles.includeExistingFiles", True),
+            ignore_missing_files=opts.flag("ignoreMissingFiles", False),
             path_glob_filter=opts.get("pathGlobFilter") or None,
             rescued_data_column=rescued or DEFAULT_RESCUED_DATA_COLUMN,
             rescued_data_column_requested=bool(rescued) or mode == "rescue",

@@ -141,7 +141,7 @@ class CloudFilesStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         return plan_partitions(self._discovery().files(self._seq(start), self._seq(end)))
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        return read_partition(partition, self.layout)
+        return read_partition(partition, self.layout, ignore_missing_files=self.options.ignore_missing_files)
 
     def commit(self, end: dict[str, Any]) -> None:
         """Spark committed up to ``end``: those entries may leave the discovery log at its next compaction.
@@ -162,4 +162,4 @@ class CloudFilesBatchReader(DataSourceReader):
         return plan_partitions(list_source_files(self.options)) or [FilesPartition([])]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        return read_partition(partition, self.layout)
+        return read_partition(partition, self.layout, ignore_missing_files=self.options.ignore_missing_files)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql.datasource import DataSource
 from pyspark.sql.types import StructType
 
-from lakehouse_local.sources.cloudfiles.layout import METADATA_TYPE, TEXT_SCHEMA, OutputLayout
-from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions
+from lakehouse_local.sources.cloudfiles.layout import BINARY_FILE_SCHEMA, METADATA_TYPE, TEXT_SCHEMA, OutputLayout
+from lakehouse_local.sources.cloudfiles.options import BINARY_FILE, CloudFilesOptions
 from lakehouse_local.sources.cloudfiles.readers import CloudFilesBatchReader, CloudFilesStreamReader
 
 SOURCE_NAME = "cloudFiles"
@@ -26,6 +26,8 @@ class CloudFilesDataSource(DataSource):
     def schema(self) -> StructType:
         if self.cloud_files.file_format == "text":
             return TEXT_SCHEMA
+        if self.cloud_files.file_format == BINARY_FILE:
+            return BINARY_FILE_SCHEMA
         raise ValueError(
             "cloudFiles source: cloudFiles.format 'json' needs a schema (schema inference is not implemented "
             "locally). Pass one with .schema(...); add `_rescued_data STRING` and "

@@ -300,6 +300,7 @@ def test_max_bytes_per_trigger_under_available_now(spark, tmp_path):
         ("multiLine", "true", r"multiline"),
         ("cloudFiles.schemaEvolutionMode", "addNewColumns", r"schemaEvolutionMode 'addnewcolumns'"),
         ("cloudFiles.maxFilesPerTrigger", "0", r"maxFilesPerTrigger must be a positive integer"),
+        ("recursiveFileLookup", "false", r"recursiveFileLookup 'false' is not supported"),
     ],
 )
 def test_unsupported_options_are_refused_by_name(spark, tmp_path, option, value, message):
@@ -319,6 +320,29 @@ def test_unsupported_format_and_missing_schema_are_refused(spark, tmp_path):
     with pytest.raises(Exception, match=r"NOT NULL"):
         strict = T.StructType([T.StructField("event_id", T.StringType(), nullable=False)])
         spark.read.format("cloudFiles").option("cloudFiles.format", "json").schema(strict).load(str(tmp_path)).collect()
+
+
+def test_binary_files_come_whole_and_a_file_gone_since_discovery_is_handed_over_empty(tmp_path):
+    """``binaryFile``: one row per file, its bytes as they are; with ignoreMissingFiles a file deleted between
+    discovery and reading comes with a null content (Bronze records it), without it the read fails naming it."""
+    from lakehouse_local.sources.cloudfiles.files import plan_partitions, read_partition
+    from lakehouse_local.sources.cloudfiles.layout import BINARY_FILE_SCHEMA, OutputLayout
+    from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions
+    from lakehouse_local.storage import list_files
+
+    (tmp_path / "a.jsonl.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (tmp_path / "b.jsonl").write_bytes(b"x\n")
+    options = CloudFilesOptions.from_options({"path": str(tmp_path), "cloudFiles.format": "binaryFile"})
+    layout = OutputLayout.for_schema(BINARY_FILE_SCHEMA, options)
+    (partition,) = plan_partitions(list_files(options.path))
+    (tmp_path / "b.jsonl").unlink()
+
+    rows = [r for batch in read_partition(partition, layout, ignore_missing_files=True) for r in batch.to_pylist()]
+    assert [(r["path"].rsplit("/", 1)[-1], r["length"], r["content"]) for r in rows] == [
+        ("a.jsonl.gz", 18, b"\x1f\x8b not really gzip"), ("b.jsonl", 2, None),
+    ]
+    with pytest.raises(FileNotFoundError, match=r"b\.jsonl was discovered but is gone.*ignoreMissingFiles"):
+        list(read_partition(partition, layout))
 
 
 def test_stream_without_schema_location_is_refused(spark, tmp_path):

@@ -1,0 +1,45 @@
+"""Raw lines are kept for the retention and no longer: their text goes, their rows and counts stay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from lakehouse import catalog
+from lakehouse.pipeline import retention
+from lakehouse_local.tables import FolderLakehouse
+
+NOW = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
+
+
+def _bronze(record_id: str, ingested: datetime) -> dict:
+    return {"value": f'{{"line": "{record_id}"}}', "_source_file": "s3://b/f", "_file_size": 10,
+            "_file_modification_time": ingested, "_line_number": 1, "_ingested_at": ingested, "_record_id": record_id}
+
+
+def test_text_older_than_the_retention_is_removed_and_the_rows_stay(spark, tmp_path):
+    tables = FolderLakehouse(spark, str(tmp_path / "lh"))
+    for spec in (catalog.BRONZE_EVENTS, catalog.QUARANTINE):
+        tables.create_table(spec)
+    old, recent = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
+    rows = spark.createDataFrame([_bronze("old", old), _bronze("recent", recent)], catalog.BRONZE_EVENTS.struct())
+    tables.append(rows, "bronze.events", app_id="b", batch_id=0)
+    quarantined = {c.name: None for c in catalog.QUARANTINE.columns}
+    tables.upsert_rows([quarantined | {"_record_id": "q-old", "raw_line": "x", "quarantined_at": old},
+                        quarantined | {"_record_id": "q-recent", "raw_line": "y", "quarantined_at": recent}],
+                       "silver.quarantine", app_id="q", batch_id=0)
+
+    cutoff = retention.purge_raw_lines(tables, retention_days=30, now=NOW)
+    retention.purge_raw_lines(tables, retention_days=30, now=NOW)  # again: nothing changes
+
+    assert cutoff == datetime(2026, 12, 1, 12, 0)
+    bronze = {r._record_id: r.value for r in tables.read("bronze.events").collect()}
+    assert bronze == {"old": None, "recent": '{"line": "recent"}'}
+    quarantine = {r._record_id: r.raw_line for r in tables.read("silver.quarantine").collect()}
+    assert quarantine == {"q-old": None, "q-recent": "y"}
+
+
+def test_a_retention_under_a_day_is_refused(spark, tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        retention.purge_raw_lines(FolderLakehouse(spark, str(tmp_path / "lh")), retention_days=0)
