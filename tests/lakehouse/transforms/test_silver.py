@@ -37,7 +37,7 @@ def _uuid(n: int) -> str:
 
 
 def _bronze(spark, lines: list[str], *, file="s3://b/landing/f1.jsonl", start=0):
-    rows = [(line, file, 100, T0, T0, f"r{start + i:04d}") for i, line in enumerate(lines)]
+    rows = [(line, file, 100, T0, start + i + 1, T0, f"r{start + i:04d}") for i, line in enumerate(lines)]
     return spark.createDataFrame(rows, catalog.BRONZE_EVENTS.struct())
 
 
