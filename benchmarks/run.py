@@ -92,11 +92,16 @@ def run_ingest(events: int, files_per_trigger: int, timeout: float) -> dict:
 def run_pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int, timeout: float) -> dict:
     n = ["--events", str(events)]
     spark = measure("pipeline-spark", *n, timeout=timeout)
-    ours = measure(
-        "pipeline", *n, "--files-per-trigger", str(files_per_trigger),
-        "--table-files-per-trigger", str(table_files_per_trigger), timeout=timeout,
-    )
-    return {"plain_spark_single_hop": spark, "notebooks": ours, "ratio_vs_spark_single_hop": _ratio(ours, spark)}
+    batches = ("--files-per-trigger", str(files_per_trigger), "--table-files-per-trigger", str(table_files_per_trigger))
+    ours = measure("pipeline", *n, *batches, timeout=timeout)
+    connect = measure("pipeline-connect", *n, *batches, timeout=timeout)
+    return {
+        "plain_spark_single_hop": spark,
+        "notebooks": ours,
+        "notebooks_connect": connect,
+        "ratio_vs_spark_single_hop": _ratio(ours, spark),
+        "ratio_connect_vs_spark_single_hop": _ratio(connect, spark),
+    }
 
 
 def run_freshness(duration: float, rate: float, trigger: str, timeout: float) -> dict:

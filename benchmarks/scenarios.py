@@ -52,11 +52,15 @@ log = logging.getLogger("benchmarks")
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _session():
-    from lakehouse_local.session import get_or_create_session
+def _session(connect: bool = False):
+    from lakehouse_local.session import connect_session, get_or_create_session
 
     began = time.perf_counter()
-    spark = get_or_create_session("clickstream-benchmark", extra_conf=SESSION_CONF)
+    if connect:
+        spark = connect_session("clickstream-benchmark")
+        spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", SESSION_CONF["spark.sql.streaming.numRecentProgressUpdates"])
+    else:
+        spark = get_or_create_session("clickstream-benchmark", extra_conf=SESSION_CONF)
     return spark, time.perf_counter() - began
 
 
@@ -258,15 +262,16 @@ def ingest_spark(events: int) -> dict:
 # -- whole pipeline ---------------------------------------------------------------------------------
 
 
-def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int) -> dict:
-    """Notebooks 00-03 availableNow over the landing folder; events/s = landed lines / wall seconds."""
+def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int, connect: bool = False) -> dict:
+    """Notebooks 00-03 availableNow over the landing folder; events/s = landed lines / wall seconds.
+    ``connect``: the notebooks' ``spark`` is a Spark Connect client, as on serverless."""
     from lakehouse import reconcile
     from lakehouse_local.notebooks import run_notebook
     from lakehouse_local.tables import FolderLakehouse
 
     info = landing_data.ensure_landing(events)
-    spark, startup = _session()
-    lake = _fresh("pipeline") / "lakehouse"
+    spark, startup = _session(connect)
+    lake = _fresh("pipeline-connect" if connect else "pipeline") / "lakehouse"
     params = _parameters(info["path"], lake, files=files_per_trigger, table_files=table_files_per_trigger)
     per_notebook = {}
     progress = {}
@@ -280,7 +285,8 @@ def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int) 
     seconds = time.perf_counter() - began
     c = reconcile.conservation(FolderLakehouse(spark, str(lake)))
     return {
-        "what": "notebooks 00-03 (Bronze, Silver with watermark dedup + MERGE + quarantine, Gold MERGE), availableNow",
+        "what": "notebooks 00-03 (Bronze opening files, Silver's contract reader + watermark dedup + lookup + append "
+        "+ quarantine, incremental Gold), availableNow" + (", Spark Connect" if connect else ", classic"),
         "max_files_per_trigger": files_per_trigger,
         "max_table_files_per_trigger": table_files_per_trigger,
         "lines": info["lines"],
@@ -777,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
         "ingest-cloudfiles": lambda: _measure(ingest_cloudfiles, args.events, args.files_per_trigger),
         "ingest-spark": lambda: _measure(ingest_spark, args.events),
         "pipeline": lambda: _measure(pipeline, args.events, args.files_per_trigger, args.table_files_per_trigger),
+        "pipeline-connect": lambda: _measure(
+            pipeline, args.events, args.files_per_trigger, args.table_files_per_trigger, connect=True
+        ),
         "pipeline-spark": lambda: _measure(pipeline_spark, args.events),
         "freshness": lambda: _measure(freshness, args.duration, args.rate, args.trigger),
         "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
