@@ -35,6 +35,7 @@ from lakehouse_local.sources.cloudfiles import listing as listing_module
 START_S = 1_777_593_600  # 2026-05-01T00:00:00Z
 HOUR_S = 3600
 DAY_S = 24 * HOUR_S
+BACKFILL_S = 2  # cloudFiles.backfillInterval of resources/streaming/cloudfiles_follow.py
 
 
 def key(seconds: float, tag: str = "0") -> str:
@@ -295,6 +296,9 @@ def test_killed_stream_restarted_delivers_every_line_exactly_once(tmp_path, requ
             process.wait(timeout=30)
     log.close()
     landed += [landing.land(900), landing.land(8, "late")]  # while the stream is down
+    # The drain's one listing must be a backfill (with "true", a run starts where the last one ended):
+    # start it once the backfill interval has passed since the killed run's last full listing.
+    time.sleep(BACKFILL_S + 0.5)
     follow = runpy.run_path(str(RESOURCES / "streaming" / "cloudfiles_follow.py"))
     follow["run"](spark, work, "drain")
 
