@@ -227,7 +227,7 @@ PIPELINE_METRICS = TableSpec(
     "ops.pipeline_metrics",
     "One row per micro-batch and layer: volumes, quarantine, duplicates, lateness, watermark and latency.",
     (
-        Column("layer", "STRING", "bronze, silver or gold."),
+        Column("layer", "STRING", "The stream: bronze, silver, gold or gold_model."),
         Column("stream_id", "STRING", "Stable id of the stream (derived from its checkpoint)."),
         Column("batch_id", "BIGINT", "Micro-batch id."),
         Column("rows_in", "BIGINT", "Rows read by the batch (Bronze: lines of the files it read)."),
@@ -265,8 +265,147 @@ GOLD_KEYS = TableSpec(
     partitioned_by=("event_date",),
 )
 
+# -- the analytical model: a star schema, sessions, users' history, customer features ----------------------
+# Maintained by the Gold model stream (notebook 04). Keys are natural values (README: "Keys"): a surrogate
+# would need a lookup or a sequence, and a late event that splits a user's history would re-key facts.
+
+FACT_EVENTS = TableSpec(
+    "gold.fact_events",
+    "One row per Silver event (valid, deduplicated, late events included): the star schema's fact table. "
+    "Join gold.dim_date on date_key, gold.dim_page on page, gold.dim_user on user_id with event_time in "
+    "[valid_from, valid_to).",
+    (
+        Column("event_id", "STRING", "The event's id (UUID, lower case)."),
+        Column("event_time", "TIMESTAMP", "When the action happened (UTC)."),
+        Column("event_date", "DATE", "DATE(event_time) in UTC; the table's partition."),
+        Column("date_key", "INT", "Key of gold.dim_date: the day as yyyymmdd."),
+        Column("user_id", "STRING", "The user: key of gold.dim_user with event_time (its version at that time)."),
+        Column("session_id", "STRING", "The session: key of gold.sessions."),
+        Column("page", "STRING", "URL path: key of gold.dim_page."),
+        Column("action", "STRING", "view, click, add_to_cart or purchase."),
+        Column("device_type", "STRING", "The event's device type (mobile, desktop, tablet, other; null if not sent)."),
+        Column("country", "STRING", "The event's ISO-3166-1 alpha-2 country (null if not sent)."),
+        Column("source", "STRING", "The event's traffic source (null if not sent)."),
+        Column("is_late", "BOOLEAN", "True when the event reached Silver behind its stream's watermark."),
+    ),
+    keys=("event_id",),
+    partitioned_by=("event_date",),
+)
+
+DIM_USER = TableSpec(
+    "gold.dim_user",
+    "Users' tracked attributes over time (SCD Type 2): one row per version. A version starts at the event whose "
+    "device_type, country or source differ from the user's latest event before it, ordered by event_time (then "
+    "event_id), not by arrival: late events give the history in-order processing would.",
+    (
+        Column("user_key", "STRING", "The version: user_id@valid_from (microseconds, UTC)."),
+        Column("user_id", "STRING", "The user."),
+        Column("device_type", "STRING", "device_type of the user's latest event at that time (null if not sent)."),
+        Column("country", "STRING", "country of the user's latest event at that time (null if not sent)."),
+        Column("source", "STRING", "source of the user's latest event at that time (null if not sent)."),
+        Column("valid_from", "TIMESTAMP", "event_time of the event that started the version (inclusive)."),
+        Column("valid_to", "TIMESTAMP", "valid_from of the next version (exclusive); null for the current one."),
+        Column("is_current", "BOOLEAN", "True for the user's current version (valid_to is null)."),
+        Column("_valid_to_date", "DATE", "DATE(valid_to), 9999-12-31 for the current version: the partition, so a "
+               "batch reads only the versions its events can change."),
+    ),
+    keys=("user_key",),
+    partitioned_by=("_valid_to_date",),
+)
+
+DIM_PAGE = TableSpec(
+    "gold.dim_page",
+    "One row per page (URL path) seen in an event, with its page type.",
+    (
+        Column("page", "STRING", "URL path: the key (fact_events.page)."),
+        Column("page_type", "STRING", "home, category, product, cart, checkout, search or other (README: page types)."),
+        Column("first_seen", "TIMESTAMP", "event_time of the page's first event."),
+        Column("last_seen", "TIMESTAMP", "event_time of the page's latest event."),
+    ),
+    keys=("page",),
+)
+
+DIM_DATE = TableSpec(
+    "gold.dim_date",
+    "The calendar: every day of every year (UTC) in which an event happened, days without events included.",
+    (
+        Column("date_key", "INT", "The day as yyyymmdd: the key (fact_events.date_key)."),
+        Column("date", "DATE", "The day."),
+        Column("year", "INT", "Calendar year."),
+        Column("quarter", "INT", "Quarter of the year, 1-4."),
+        Column("month", "INT", "Month, 1-12."),
+        Column("month_name", "STRING", "January ... December."),
+        Column("week_of_year", "INT", "ISO-8601 week number, 1-53."),
+        Column("day_of_month", "INT", "Day of the month, 1-31."),
+        Column("day_of_week", "INT", "ISO-8601 day of the week: 1 = Monday ... 7 = Sunday."),
+        Column("day_name", "STRING", "Monday ... Sunday."),
+        Column("is_weekend", "BOOLEAN", "True on Saturday and Sunday."),
+    ),
+    keys=("date_key",),
+)
+
+SESSIONS = TableSpec(
+    "gold.sessions",
+    "One row per session_id over all its events, late ones included. Entry and exit are its first and last event by "
+    "event_time (then event_id); device_type, country, source and user_id are the entry event's.",
+    (
+        Column("session_id", "STRING", "The session."),
+        Column("user_id", "STRING", "The user of the entry event."),
+        Column("session_start", "TIMESTAMP", "event_time of the first event."),
+        Column("session_end", "TIMESTAMP", "event_time of the last event."),
+        Column("session_date", "DATE", "DATE(session_start) in UTC."),
+        Column("duration_s", "DOUBLE", "Seconds from session_start to session_end (0 for a single event)."),
+        Column("events", "BIGINT", "Events in the session."),
+        Column("views", "BIGINT", "Events with action = view."),
+        Column("clicks", "BIGINT", "Events with action = click."),
+        Column("add_to_carts", "BIGINT", "Events with action = add_to_cart."),
+        Column("purchases", "BIGINT", "Events with action = purchase."),
+        Column("entry_page", "STRING", "Page of the first event."),
+        Column("exit_page", "STRING", "Page of the last event."),
+        Column("converted", "BOOLEAN", "True when the session holds a purchase."),
+        Column("device_type", "STRING", "device_type of the entry event."),
+        Column("country", "STRING", "country of the entry event."),
+        Column("source", "STRING", "source of the entry event (the session's traffic source)."),
+        Column("_entry_event_id", "STRING", "event_id of the first event (breaks ties of event_time)."),
+        Column("_exit_event_id", "STRING", "event_id of the last event."),
+        Column("_end_date", "DATE", "DATE(session_end): the partition, so a batch finds the sessions it extends "
+               "among a few days."),
+        GOLD_BATCH,
+    ),
+    keys=("session_id",),
+    partitioned_by=("_end_date",),
+)
+
+CUSTOMER_FEATURES = TableSpec(
+    "gold.customer_features",
+    "One row per user: features as of the user's latest event (last_seen). Point in time: every feature uses only the "
+    "user's events with event_time <= last_seen; N-day features those in (last_seen - N days, last_seen].",
+    (
+        Column("user_id", "STRING", "The user."),
+        Column("first_seen", "TIMESTAMP", "event_time of the user's first event."),
+        Column("last_seen", "TIMESTAMP", "event_time of the user's latest event: the row's as-of time."),
+        Column("last_purchase_at", "TIMESTAMP", "event_time of the user's latest purchase; null if none."),
+        Column("recency_days", "INT", "Whole days from last_purchase_at to last_seen; null if no purchase."),
+        Column("sessions_7d", "BIGINT", "Sessions with an event of the user in the 7 days up to last_seen."),
+        Column("sessions_30d", "BIGINT", "Sessions with an event of the user in the 30 days up to last_seen."),
+        Column("events_30d", "BIGINT", "The user's events in the 30 days up to last_seen."),
+        Column("views_30d", "BIGINT", "Of which action = view."),
+        Column("purchases_30d", "BIGINT", "Of which action = purchase."),
+        Column("conversion_rate_30d", "DOUBLE", "Share of sessions_30d with a purchase in the window."),
+        Column("avg_session_duration_s_30d", "DOUBLE", "Mean over sessions_30d of seconds from the user's first to "
+               "last event of the session in the window."),
+        Column("distinct_pages_30d", "BIGINT", "Distinct pages of the user's events in the 30 days."),
+        Column("favourite_device_type", "STRING", "device_type of most of the user's events in the 30 days (ties: "
+               "alphabetical first); null if none sent one."),
+    ),
+    keys=("user_id",),
+)
+
 GOLD_TABLES = (DAILY_KPIS, EVENTS_PER_MINUTE, FUNNEL_DAILY, TRAFFIC_DAILY, TOP_PAGES_DAILY)
-ALL_TABLES = (BRONZE_EVENTS, BRONZE_FILES, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, PIPELINE_METRICS, GOLD_KEYS)
+MODEL_TABLES = (FACT_EVENTS, DIM_USER, DIM_PAGE, DIM_DATE, SESSIONS, CUSTOMER_FEATURES)
+ALL_TABLES = (
+    BRONZE_EVENTS, BRONZE_FILES, SILVER_EVENTS, QUARANTINE, *GOLD_TABLES, *MODEL_TABLES, PIPELINE_METRICS, GOLD_KEYS,
+)
 LAYERS = ("bronze", "silver", "gold", "ops")
 
 

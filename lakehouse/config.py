@@ -11,7 +11,12 @@ NO_RESET = "false"
 # What a reset rebuilds: a layer and everything downstream of it, each from the layer above. Silver and
 # Gold rebuild from Bronze; Bronze only when asked by name, since it rebuilds from the landing area,
 # which keeps files only as long as its retention.
-RESETS = {"gold": ("gold",), "silver": ("silver", "gold"), "bronze": ("bronze", "silver", "gold")}
+# Gold has two streams: the metrics (gold) and the analytical model (gold_model); a reset of Gold resets both.
+RESETS = {
+    "gold": ("gold", "gold_model"),
+    "silver": ("silver", "gold", "gold_model"),
+    "bronze": ("bronze", "silver", "gold", "gold_model"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ WIDGET_HELP = {
     "future_tolerance_minutes": "Events this far after ingest_time are quarantined as future_event_time",
     "max_files_per_trigger": "Max landed files per Bronze micro-batch (Auto Loader's cloudFiles.maxFilesPerTrigger)",
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
-    "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (each recomputes the days it touched)",
+    "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (both Gold streams: metrics and model)",
     "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
     "raw_retention_days": "Days the raw text of landed lines is kept (bronze.events.value, silver.quarantine.raw_line)",
     "reset": "gold, silver (Silver and Gold from Bronze) or bronze (everything, from the landing area): "

@@ -34,6 +34,8 @@ from lakehouse.catalog import TableSpec
 
 TABLES_ENV = "LAKEHOUSE_TABLES"
 WhenMatched = Literal["update", "ignore"]
+DateRange = tuple[date, date]  # (first, last) partition dates, both included
+DELETE = "_delete"  # apply_changes: the source column that marks a key to delete
 
 
 def date_window(first: date, last: date, days: int) -> tuple[date, date]:
@@ -146,12 +148,20 @@ class Lakehouse(ABC):
 
     @abstractmethod
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
+        self,
+        name: str,
+        keys: DataFrame,
+        key: str,
+        *,
+        columns: list[str],
+        within_days: int | None = None,
+        dates: DateRange | None = None,
     ) -> DataFrame:
         """The rows of table ``name`` whose ``key`` is among ``keys[key]``, with ``columns``.
 
         ``within_days``: only rows whose partition date (the table's partition column, which ``keys`` also
         carries) lies within that many days of the keys' own dates, so only those partitions are read.
+        ``dates``: only rows whose partition date lies in this (first, last) range.
         """
 
     @abstractmethod
@@ -181,11 +191,24 @@ class Lakehouse(ABC):
         batch_id: int,
         when_matched: WhenMatched = "update",
         order_by: list[str] | None = None,
+        within: DateRange | None = None,
     ) -> None:
         """MERGE ``df`` into the table on its keys; replaying (app_id, batch_id) changes nothing.
 
         ``when_matched``: ``update`` (upsert) or ``ignore`` (insert new keys only).
         The source is deduplicated on the keys first (first row by ``order_by``).
+        ``within``: the (first, last) partition dates the rows it matches lie in, so only those partitions are
+        read and rewritten (an update may move a row to another partition).
+        """
+
+    @abstractmethod
+    def apply_changes(
+        self, df: DataFrame, name: str, *, app_id: str, batch_id: int, within: DateRange | None = None
+    ) -> None:
+        """MERGE ``df`` into the table on its keys in one commit: a row whose ``_delete`` is true deletes its key's
+        row, the others replace theirs or are inserted. Replaying (app_id, batch_id) changes nothing.
+
+        ``within`` as for :meth:`upsert`.
         """
 
     @abstractmethod
@@ -214,9 +237,18 @@ class Lakehouse(ABC):
     # -- shared by the implementations ----------------------------------------------------------
 
     @staticmethod
-    def conform(df: DataFrame, name: str) -> DataFrame:
-        """``df`` with exactly the table's columns, in its order and types."""
-        return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in catalog.spec(name).columns])
+    def partition_filter(name: str, within: DateRange | None, alias: str = "target") -> str:
+        """SQL that keeps ``alias``'s rows in the partitions ``within`` names (``TRUE`` without a range)."""
+        if within is None:
+            return "TRUE"
+        (partition,) = catalog.spec(name).partitioned_by
+        first, last = within
+        return f"{alias}.`{partition}` >= '{first.isoformat()}' AND {alias}.`{partition}` <= '{last.isoformat()}'"
+
+    @staticmethod
+    def conform(df: DataFrame, name: str, *, keep: tuple[str, ...] = ()) -> DataFrame:
+        """``df`` with exactly the table's columns, in its order and types (then the ``keep`` columns as they are)."""
+        return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in catalog.spec(name).columns], *keep)
 
     def empty(self, name: str, columns: list[str]) -> DataFrame:
         return self.session.createDataFrame([], catalog.spec(name).struct()).select(*columns)

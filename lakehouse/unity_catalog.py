@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
-from lakehouse.tables import Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
+from lakehouse.tables import DELETE, DateRange, Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 
 
 class UnityCatalogLakehouse(Lakehouse):
@@ -94,7 +94,14 @@ class UnityCatalogLakehouse(Lakehouse):
         return df.select(*columns) if columns is not None else df
 
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
+        self,
+        name: str,
+        keys: DataFrame,
+        key: str,
+        *,
+        columns: list[str],
+        within_days: int | None = None,
+        dates: DateRange | None = None,
     ) -> DataFrame:
         table = self.session.read.table(self.identifier(name))
         if within_days is not None:
@@ -102,8 +109,10 @@ class UnityCatalogLakehouse(Lakehouse):
             span = keys.agg(F.min(partition).alias("first"), F.max(partition).alias("last")).first()
             if span["first"] is None:
                 return self.empty(name, columns)
-            first, last = date_window(span["first"], span["last"], within_days)
-            table = table.where(F.col(partition).between(F.lit(first), F.lit(last)))
+            dates = date_window(span["first"], span["last"], within_days)
+        if dates is not None:
+            (partition,) = catalog.spec(name).partitioned_by
+            table = table.where(F.col(partition).between(F.lit(dates[0]), F.lit(dates[1])))
         # Delta prunes the partitions and skips files by their statistics; the batch's keys are few
         # enough to broadcast.
         return table.select(*columns).join(F.broadcast(keys.select(key).distinct()), key)
@@ -137,38 +146,44 @@ class UnityCatalogLakehouse(Lakehouse):
         batch_id: int,
         when_matched: WhenMatched = "update",
         order_by: list[str] | None = None,
+        within: DateRange | None = None,
     ) -> None:
-        from delta.tables import DeltaTable
-
         keys = list(catalog.spec(name).keys)
         source = self.conform(dedup_on_keys(df, keys, order_by), name)
-        condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
-        merger = (
-            DeltaTable.forName(self.session, self.identifier(name))
-            .alias("target")
-            .merge(source.alias("source"), condition)
-        )
+        merger = self._merger(name, source, within)
         if when_matched == "update":
             merger = merger.whenMatchedUpdateAll()
         merger.whenNotMatchedInsertAll().execute()
 
+    def apply_changes(
+        self, df: DataFrame, name: str, *, app_id: str, batch_id: int, within: DateRange | None = None
+    ) -> None:
+        keys = list(catalog.spec(name).keys)
+        source = self.conform(df, name, keep=(DELETE,))
+        values = {c: f"source.`{c}`" for c in catalog.spec(name).column_names}
+        (
+            self._merger(name, dedup_on_keys(source, keys), within)
+            .whenMatchedDelete(condition=f"source.`{DELETE}`")
+            .whenMatchedUpdate(set=values)
+            .whenNotMatchedInsert(condition=f"NOT source.`{DELETE}`", values=values)
+            .execute()
+        )
+
+    def _merger(self, name: str, source: DataFrame, within: DateRange | None):
+        """A MERGE of ``source`` into table ``name`` on its keys, matching only rows ``within`` those partitions."""
+        from delta.tables import DeltaTable
+
+        condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in catalog.spec(name).keys)
+        if within is not None:
+            condition += f" AND {self.partition_filter(name, within)}"
+        return DeltaTable.forName(self.session, self.identifier(name)).alias("target").merge(source.alias("source"), condition)
+
     def accumulate(
         self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
     ) -> None:
-        from delta.tables import DeltaTable
-
-        keys = list(catalog.spec(name).keys)
         source = self.conform(df.withColumn("_batch_id", F.lit(batch_id)), name)
-        condition = " AND ".join(f"target.`{k}` <=> source.`{k}`" for k in keys)
         when, updates = self.accumulation(add, derive)
-        (
-            DeltaTable.forName(self.session, self.identifier(name))
-            .alias("target")
-            .merge(source.alias("source"), condition)
-            .whenMatchedUpdate(condition=when, set=updates)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        self._merger(name, source, None).whenMatchedUpdate(condition=when, set=updates).whenNotMatchedInsertAll().execute()
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         df = self.session.createDataFrame(rows, catalog.spec(name).struct())

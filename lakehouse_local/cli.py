@@ -1,6 +1,6 @@
 """``python -m lakehouse_local``: run the pipeline on a laptop.
 
-* ``demo``: embedded S3 → producer (100,000 events, every fault) → notebooks 00-03 → Gold summary and
+* ``demo``: embedded S3 → producer (100,000 events, every fault) → notebooks 00-04 → Gold summary and
   the conservation check against the producer's manifest.
 * ``pipeline``: run the notebooks in order, ``availableNow``, over a landing area (``s3://`` or a folder).
 * ``follow``: producer and all three streams together with processing-time triggers, printing freshness.
@@ -22,7 +22,7 @@ from pathlib import Path
 from lakehouse_local.session import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "databricks" / "notebooks"
-NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+NOTEBOOKS = ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py", "04_gold_model.py"]
 RETENTION_NOTEBOOK = "90_raw_line_retention.py"
 DEMO_DIR = Path(".lakehouse/demo")
 DEMO_BUCKET = "clickstream-demo"
@@ -49,7 +49,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run_pipeline(spark, parameters: dict[str, str]) -> float:
-    """Run notebooks 00-03 in order; returns the seconds it took."""
+    """Run notebooks 00-04 in order; returns the seconds it took."""
     from lakehouse_local.notebooks import run_notebook
 
     started = time.time()
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(max_files_per_trigger=34)
     demo.set_defaults(func=cmd_demo)
 
-    pipe = sub.add_parser("pipeline", help="run notebooks 00-03 (availableNow) over a landing area")
+    pipe = sub.add_parser("pipeline", help="run notebooks 00-04 (availableNow) over a landing area")
     pipe.add_argument("--landing", required=True, help="s3://bucket/prefix (AWS_ENDPOINT_URL honoured) or a folder")
     pipe.add_argument("--lakehouse", default=".lakehouse/lakehouse", help="folder of the Delta tables")
     stream_options(pipe)

@@ -17,7 +17,7 @@ import os
 import random
 import time
 from typing import Literal, get_args
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -166,6 +166,8 @@ def merge(
     when_matched: WhenMatched = "update",
     matched_updates: dict[str, str] | None = None,
     matched_when: str | None = None,
+    target_filter: str | None = None,
+    delete_column: str | None = None,
 ) -> dict | None:
     """Upsert ``source`` into the table at ``path`` on ``keys`` in one atomic commit.
 
@@ -177,6 +179,10 @@ def merge(
       as they are (insert-only MERGE: first arrival wins).
     - ``matched_updates`` (column -> SQL over ``target`` and ``source``), with ``matched_when`` (an SQL
       predicate), replaces ``when_matched``: matched rows that satisfy it get those columns set.
+    - ``target_filter`` (SQL over ``target``) is added to the match: only target rows that satisfy it can
+      match, and only the files that can hold them are read (a partition range, say).
+    - ``delete_column``: a boolean source column; a source row where it is true deletes the row it
+      matches and is never inserted. The column itself is not written.
     - Idempotent per ``(app_id, version)`` like :func:`write`; returns the delta-rs merge metrics,
       or None when the version was already committed.
 
@@ -197,13 +203,15 @@ def merge(
     _check_app_transaction(location, app_id, version)
     source = dedup_first(source, keys)
     predicate = " AND ".join(f"(target.{_quote(k)} IS NOT DISTINCT FROM source.{_quote(k)})" for k in keys)
+    if target_filter:
+        predicate += f" AND ({target_filter})"
 
     def attempt() -> dict | None:
         if app_id is not None and _already_committed(location, app_id, version):
             log.info("skip merge into %s: %s already committed version %s", location, app_id, version)
             return None
         if not table_exists(location):
-            create_table(location, source.schema)
+            create_table(location, source.schema if delete_column is None else source.drop([delete_column]))
         merger = DeltaTable(location).merge(
             normalise_table(source, existing=_existing_schema(location)),
             predicate,
@@ -211,6 +219,11 @@ def merge(
             target_alias="target",
             commit_properties=_commit_properties(app_id, version),
         )
+        if delete_column is not None:
+            values = {c: f"source.{_quote(c)}" for c in source.column_names if c != delete_column}
+            flag = f"source.{_quote(delete_column)}"
+            merger = merger.when_matched_delete(predicate=flag).when_matched_update(updates=values)
+            return merger.when_not_matched_insert(updates=values, predicate=f"NOT {flag}").execute()
         if matched_updates is not None:
             merger = merger.when_matched_update(updates=matched_updates, predicate=matched_when)
         elif when_matched == "update":
@@ -281,14 +294,36 @@ def read_matching(
     schema = pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f for f in stored])
     dataset = ds.dataset(files, format="parquet", filesystem=LocalFileSystem(), schema=schema)
     wanted = values.cast(schema.field(key).type)
+    # Partition columns are not in the files: their values come from the log, file by file.
+    full = pa.schema(_existing_schema(location))
+    partition_columns = [c for c in table.metadata().partition_columns if c in (columns or full.names)]
+    read = sorted({key, *(c for c in (columns or full.names) if c not in partition_columns)})
+    values_of = _partition_values(table, location, partition_columns, full) if partition_columns else {}
+    kept = []
     # Filtered batch by batch (a scan filter would also compare the files' string_view statistics),
     # one file and one batch ahead: with pyarrow's default read-ahead the peak grows with the table.
-    batches = dataset.to_batches(
-        columns=sorted({key, *(columns or schema.names)}), batch_readahead=1, fragment_readahead=1
-    )
-    kept = [batch.filter(pc.is_in(batch.column(key), value_set=wanted)) for batch in batches]
-    result = pa.Table.from_batches(kept, schema=kept[0].schema) if kept else schema.empty_table()
-    return result.select(columns or schema.names)
+    for fragment in dataset.get_fragments():
+        for batch in fragment.to_batches(schema=schema, columns=read, batch_readahead=1):
+            batch = batch.filter(pc.is_in(batch.column(key), value_set=wanted))
+            for column in partition_columns:
+                value = values_of[fragment.path][column]
+                batch = batch.append_column(full.field(column), pa.array([value] * batch.num_rows, value.type))
+            kept.append(batch)
+    if not kept:
+        return full.empty_table().select(columns or full.names)
+    return pa.Table.from_batches(kept).select(columns or full.names)
+
+
+def _partition_values(table, location: str, columns: list[str], schema: pa.Schema) -> dict[str, dict[str, pa.Scalar]]:
+    """File path -> {partition column: its value in that file, typed as in ``schema``}."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    found: dict[str, dict[str, pa.Scalar]] = {}
+    paths = actions.column("path").to_pylist()
+    for column in columns:
+        typed = actions.column(f"partition.{column}").cast(schema.field(column).type)
+        for path, value in zip(paths, typed, strict=True):
+            found.setdefault(table_path(os.path.join(location, unquote(path))), {})[column] = value
+    return found
 
 
 def committed_version(path: str, app_id: str) -> int | None:

@@ -18,7 +18,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
-from lakehouse.tables import Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
+from lakehouse.tables import DELETE, DateRange, Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 from lakehouse_local import delta_rs
 
 
@@ -76,16 +76,23 @@ class FolderLakehouse(Lakehouse):
         return self._frame(name, delta_rs.read(self.path(name), columns=columns), columns)
 
     def read_matching(
-        self, name: str, keys: DataFrame, key: str, *, columns: list[str], within_days: int | None = None
+        self,
+        name: str,
+        keys: DataFrame,
+        key: str,
+        *,
+        columns: list[str],
+        within_days: int | None = None,
+        dates: DateRange | None = None,
     ) -> DataFrame:
         # The keys filter the delta-rs scan itself, so a lookup holds only the matching rows,
-        # however large the table grows; ``within_days`` reads only those partitions.
-        partition = catalog.spec(name).partitioned_by[0] if within_days is not None else None
-        keys = keys.select(key, *([partition] if partition else [])).toArrow()
+        # however large the table grows; ``within_days`` and ``dates`` read only those partitions.
+        partition = catalog.spec(name).partitioned_by[0] if within_days is not None or dates is not None else None
+        keys = keys.select(key, *([partition] if within_days is not None else [])).toArrow()
         if keys.num_rows == 0:
             return self.empty(name, columns)
-        partitions = None
-        if partition:
+        partitions = (partition, *dates) if dates is not None else None
+        if within_days is not None:
             span = pc.min_max(keys.column(partition))
             partitions = (partition, *date_window(span["min"].as_py(), span["max"].as_py(), within_days))
         wanted = pc.unique(keys.column(key))
@@ -124,12 +131,30 @@ class FolderLakehouse(Lakehouse):
         batch_id: int,
         when_matched: WhenMatched = "update",
         order_by: list[str] | None = None,
+        within: DateRange | None = None,
     ) -> None:
         keys = list(catalog.spec(name).keys)
         # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
         # need not shuffle to pick one.
         source = self.conform(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
-        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched)
+        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
+                    target_filter=self.partition_filter(name, within) if within else None)
+
+    def apply_changes(
+        self, df: DataFrame, name: str, *, app_id: str, batch_id: int, within: DateRange | None = None
+    ) -> None:
+        source = self.conform(df, name, keep=(DELETE,)).toArrow()
+        if source.num_rows == 0:  # nothing to change: no commit
+            return
+        delta_rs.merge(
+            self.path(name),
+            source,
+            keys=list(catalog.spec(name).keys),
+            app_id=app_id,
+            version=batch_id,
+            target_filter=self.partition_filter(name, within) if within else None,
+            delete_column=DELETE,
+        )
 
     def accumulate(
         self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
@@ -145,7 +170,9 @@ class FolderLakehouse(Lakehouse):
         self._merge(source, name, app_id=app_id, batch_id=batch_id)
 
     def _merge(self, source: pa.Table, name: str, *, app_id: str, batch_id: int,
-               when_matched: WhenMatched = "update") -> None:
+               when_matched: WhenMatched = "update", target_filter: str | None = None) -> None:
+        if source.num_rows == 0:  # a MERGE of nothing changes nothing: no commit
+            return
         delta_rs.merge(
             self.path(name),
             source,
@@ -153,6 +180,7 @@ class FolderLakehouse(Lakehouse):
             app_id=app_id,
             version=batch_id,
             when_matched=when_matched,
+            target_filter=target_filter,
         )
 
 

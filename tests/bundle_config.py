@@ -21,7 +21,7 @@ from lakehouse_local.notebooks import DBUtils, Widgets, parse_notebook
 BUNDLE_FILE = REPO_ROOT / "databricks.yml"
 SCHEMA_FILE = REPO_ROOT / "tests" / "databricks" / "resources" / "bundle_jsonschema.json.gz"
 DASHBOARD = "clickstream_gold"
-STREAM_TASKS = ("bronze", "silver", "gold")
+STREAM_TASKS = ("bronze", "silver", "gold", "gold_model")
 TASKS = ("setup", *STREAM_TASKS)
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
 WHEEL = "../dist/*.whl"  # relative to resources/: the artifact's dist/ folder

@@ -16,6 +16,7 @@ LAYER_TABLES = {
     "bronze": (catalog.BRONZE_EVENTS, catalog.BRONZE_FILES),
     "silver": (catalog.SILVER_EVENTS, catalog.QUARANTINE),
     "gold": (*catalog.GOLD_TABLES, catalog.GOLD_KEYS),
+    "gold_model": catalog.MODEL_TABLES,
 }
 
 

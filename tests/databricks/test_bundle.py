@@ -7,7 +7,7 @@
   _classic twin are one deployment (one root_path). Every task runs with the wheel of the ``lakehouse``
   package: a job environment on serverless, a task library on the job cluster.
 * Production is one shared deployment, run as a service principal, engineers manage, analysts view.
-* The job runs the notebooks 00 -> 03 in the order the local runner does, each task after the one before.
+* The job runs the notebooks 00 -> 04 in the order the local runner does, each task after the one before.
   Its job-level parameters are the widgets the notebooks declare (found by running the notebook's own
   cells against the local ``dbutils.widgets`` stand-in), so no widget keeps its laptop default on
   Databricks, and the values the job passes parse into a ``PipelineConfig``.
@@ -72,7 +72,7 @@ from lakehouse_local.cli import notebook_paths
 
 JOB = "clickstream_pipeline"
 DASHBOARD = "clickstream_gold"
-STREAM_TASKS = ("bronze", "silver", "gold")
+STREAM_TASKS = ("bronze", "silver", "gold", "gold_model")
 TASKS = ("setup", *STREAM_TASKS)
 
 
@@ -292,7 +292,9 @@ def test_tasks_run_the_notebooks_in_order_each_after_the_one_before(job, tasks):
         assert tasks[after]["depends_on"] == [{"task_key": before}], f"{after} must depend on {before} only"
     names = [Path(task["notebook_task"]["notebook_path"]).name for task in job["tasks"]]
     assert names == [path.name for path in notebook_paths()], "the job and the local runner must run the same notebooks"
-    assert names == ["00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py"]
+    assert names == [
+        "00_setup.py", "01_bronze_autoloader.py", "02_silver_stream.py", "03_gold_metrics.py", "04_gold_model.py",
+    ]
 
 
 @pytest.mark.parametrize("target", TARGETS)
