@@ -22,6 +22,10 @@ from lakehouse.tables import DELETE, DateRange, Lakehouse, WhenMatched, date_win
 from lakehouse_local import delta_rs
 
 
+# The Arrow rows a DataFrame returned by FolderLakehouse.reusable was made from.
+ROWS_ATTRIBUTE = "_lakehouse_rows"
+
+
 class FolderLakehouse(Lakehouse):
     """Tables in folders under ``location``; checkpoints default to ``<location>/_checkpoints``.
 
@@ -88,7 +92,10 @@ class FolderLakehouse(Lakehouse):
         # The keys filter the delta-rs scan itself, so a lookup holds only the matching rows,
         # however large the table grows; ``within_days`` and ``dates`` read only those partitions.
         partition = catalog.spec(name).partitioned_by[0] if within_days is not None or dates is not None else None
-        keys = keys.select(key, *([partition] if within_days is not None else [])).toArrow()
+        wanted_columns = [key, *([partition] if within_days is not None else [])]
+        held = getattr(keys, ROWS_ATTRIBUTE, None)
+        # Keys that are a micro-batch's rows already on the driver need no Spark job to fetch them.
+        keys = held.select(wanted_columns) if held is not None else keys.select(*wanted_columns).toArrow()
         if keys.num_rows == 0:
             return self.empty(name, columns)
         partitions = (partition, *dates) if dates is not None else None
@@ -103,7 +110,9 @@ class FolderLakehouse(Lakehouse):
         # One Spark job runs the micro-batch; its rows come to the driver, where delta-rs writes from
         # anyway, and every read after that starts from them.
         rows = batch.toArrow()
-        return self._dataframe(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
+        frame = self._dataframe(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
+        setattr(frame, ROWS_ATTRIBUTE, rows)  # read_matching takes its keys from here
+        return frame
 
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).load(self.path(name))

@@ -87,7 +87,15 @@ def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_si
         ),
         s3_client=s3,
     )
-    return {"landing": f"s3://{bucket}/{PREFIX}", "manifest": manifest.to_dict(), "truth": list(manifest.truth_events())}
+    from producer.manifest import read_truth
+
+    return {
+        "landing": f"s3://{bucket}/{PREFIX}",
+        "manifest": manifest.to_dict(),
+        "truth": list(manifest.truth_events()),
+        # Every line that was not a plain valid event (late, duplicate, invalid, ...), with its kind and event_id.
+        "faults": list(read_truth(manifest.faults_path)),
+    }
 
 
 # Every fault rate non-zero, for the producer's tests.

@@ -71,21 +71,21 @@ def dim_user_changes(stored: DataFrame, history: DataFrame, since: DataFrame) ->
     last of them is the version in force at ``since``, and the earlier ones come out as they were. Versions
     that come out as they were are left out, so an in-order event that changes nothing writes nothing.
     """
-    kept = stored.join(F.broadcast(since), "user_id")
-    before = kept.filter(F.col("valid_from") < F.col("since")).select(
+    before = stored.join(F.broadcast(since), "user_id").filter(F.col("valid_from") < F.col("since")).select(
         "user_id", F.col("valid_from").alias("event_time"), F.lit("").alias("event_id"), *TRACKED
     )
     events = history.join(F.broadcast(since), "user_id").filter(F.col("event_time") >= F.col("since"))
     rebuilt = user_versions(before.unionByName(events.select("user_id", "event_time", "event_id", *TRACKED)))
-
-    replaced = kept.filter(F.col("valid_from") >= F.col("since")).select("user_key")
-    deletes = replaced.join(rebuilt, "user_key", "left_anti").withColumn(DELETE, F.lit(True))
-    old = stored.select("user_key", F.lit(True).alias("stored"), *[F.col(c).alias(f"old_{c}") for c in ("valid_to", *TRACKED)])
-    same = reduce(and_, [F.col(c).eqNullSafe(F.col(f"old_{c}")) for c in ("valid_to", *TRACKED)])
-    upserts = rebuilt.join(F.broadcast(old), "user_key", "left").filter(F.col("stored").isNull() | ~same).select(
-        *rebuilt.columns, F.lit(False).alias(DELETE)
+    # Every stored version of these users that starts before `since` is rebuilt as it was (it is in the
+    # timeline): a stored version the rebuild does not give again starts at or after `since` and is gone.
+    old = stored.select("user_id", "user_key", F.lit(True).alias("_stored"),
+                        *[F.col(c).alias(f"_old_{c}") for c in ("valid_to", *TRACKED)])
+    both = rebuilt.withColumn("_rebuilt", F.lit(True)).join(old, ["user_id", "user_key"], "full")
+    same = reduce(and_, [F.col(c).eqNullSafe(F.col(f"_old_{c}")) for c in ("valid_to", *TRACKED)])
+    deleted = F.col("_rebuilt").isNull()
+    return both.filter(deleted | F.col("_stored").isNull() | ~same).select(
+        *rebuilt.columns, deleted.alias(DELETE)
     )
-    return upserts.unionByName(deletes, allowMissingColumns=True)
 
 
 def _days_before(time: Column, days: int) -> Column:
