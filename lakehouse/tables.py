@@ -248,7 +248,9 @@ class Lakehouse(ABC):
     @staticmethod
     def conform(df: DataFrame, name: str, *, keep: tuple[str, ...] = ()) -> DataFrame:
         """``df`` with exactly the table's columns, in its order and types (then the ``keep`` columns as they are)."""
-        return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in catalog.spec(name).columns], *keep)
+        # One expression list (a single call into Spark, not several per column).
+        casts = [f"CAST(`{c.name}` AS {c.type}) AS `{c.name}`" for c in catalog.spec(name).columns]
+        return df.selectExpr(*casts, *[f"`{k}`" for k in keep])
 
     def empty(self, name: str, columns: list[str]) -> DataFrame:
         return self.session.createDataFrame([], catalog.spec(name).struct()).select(*columns)

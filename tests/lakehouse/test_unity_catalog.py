@@ -3,6 +3,8 @@ typo in a MERGE condition, an idempotency option or a table name fails here, not
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from lakehouse import catalog
@@ -30,6 +32,10 @@ class FakeFrame(Recorder):
 
     def select(self, *columns) -> FakeFrame:
         self._log.append(("select", tuple(str(c) for c in columns), {}))
+        return self
+
+    def selectExpr(self, *expressions) -> FakeFrame:  # noqa: N802 - PySpark's name
+        self._log.append(("select", tuple(expressions), {}))
         return self
 
     def dropDuplicates(self, keys) -> FakeFrame:  # noqa: N802 - PySpark's name
@@ -160,6 +166,39 @@ def test_insert_only_upsert_leaves_matched_rows_alone(calls):
     assert steps == ["forName", "alias", "merge", "whenNotMatchedInsertAll", "execute"]
     merge = next(args for path, args, _ in _merge_calls(calls) if path.endswith(".merge"))
     assert merge[1] == "target.`_record_id` <=> source.`_record_id`"
+
+
+@pytest.mark.usefixtures("fake_delta_table")
+def test_an_upsert_within_a_partition_range_matches_only_rows_in_those_partitions(calls):
+    _lakehouse(calls).upsert(FakeFrame(calls), "gold.sessions", app_id="m", batch_id=2,
+                             within=(date(2026, 11, 16), date(2026, 11, 24)))
+
+    merge = next(args for path, args, _ in _merge_calls(calls) if path.endswith(".merge"))
+    assert merge[1] == (
+        "target.`session_id` <=> source.`session_id` AND "
+        "target.`_end_date` >= '2026-11-16' AND target.`_end_date` <= '2026-11-24'"
+    )
+
+
+@pytest.mark.usefixtures("fake_delta_table")
+def test_apply_changes_deletes_flagged_keys_and_replaces_or_inserts_the_rest(calls):
+    _lakehouse(calls).apply_changes(FakeFrame(calls), "gold.dim_user", app_id="m", batch_id=2,
+                                    within=(date(2026, 11, 20), date(9999, 12, 31)))
+
+    selected = next(args for path, args, _ in calls if path == "select")
+    assert selected[-1] == "`_delete`" and len(selected) == len(catalog.DIM_USER.columns) + 1
+    merge = [(path.rsplit(".", 1)[-1], args, kwargs) for path, args, kwargs in _merge_calls(calls)]
+    assert merge[2][1][1] == (
+        "target.`user_key` <=> source.`user_key` AND "
+        "target.`_valid_to_date` >= '2026-11-20' AND target.`_valid_to_date` <= '9999-12-31'"
+    )
+    values = {c: f"source.`{c}`" for c in catalog.DIM_USER.column_names}
+    assert merge[3:] == [
+        ("whenMatchedDelete", (), {"condition": "source.`_delete`"}),
+        ("whenMatchedUpdate", (), {"set": values}),
+        ("whenNotMatchedInsert", (), {"condition": "NOT source.`_delete`", "values": values}),
+        ("execute", (), {}),
+    ]
 
 
 @pytest.mark.usefixtures("fake_delta_table")

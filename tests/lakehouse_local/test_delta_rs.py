@@ -283,6 +283,32 @@ def test_read_matching_on_a_table_without_rows_is_empty(tmp_path):
     assert got.num_rows == 0
 
 
+def _dated(keys: list[str], days: list[int], values: list[int]) -> pa.Table:
+    return pa.table({"k": keys, "v": values, "day": pa.array([datetime(2026, 11, d).date() for d in days], pa.date32())})
+
+
+def test_read_matching_gives_partition_columns_their_values_from_the_log(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.write(path, _dated(["a", "b", "c"], [1, 2, 3], [1, 2, 3]), partition_by=["day"])
+    got = delta_rs.read_matching(path, "k", pa.array(["a", "c"]), columns=["day", "k"],
+                                 partitions=("day", datetime(2026, 11, 2).date(), datetime(2026, 11, 30).date()))
+    assert got.to_pylist() == [{"day": datetime(2026, 11, 3).date(), "k": "c"}]
+
+
+def test_a_merge_within_a_partition_range_deletes_flagged_keys_and_moves_updated_rows(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.write(path, _dated(["a", "b", "old"], [10, 11, 1], [1, 2, 3]), partition_by=["day"])
+    source = _dated(["a", "b", "new", "gone"], [12, 11, 12, 12], [10, 20, 30, 0]).append_column(
+        "_delete", pa.array([False, True, False, True])
+    )
+    metrics = delta_rs.merge(path, source, keys=["k"], target_filter="target.day >= '2026-11-10'",
+                             delete_column="_delete")
+    assert metrics["num_target_files_skipped_during_scan"] == 1  # the 2026-11-01 partition is not read
+    rows = delta_rows(path, sort_by="k").to_pylist()
+    assert [(r["k"], r["v"], r["day"].day) for r in rows] == [("a", 10, 12), ("new", 30, 12), ("old", 3, 1)]
+    assert "_delete" not in DeltaTable(path).schema().to_arrow().names
+
+
 def _jemalloc_options(tmp_path: Path, env: dict[str, str]) -> str:
     """jemalloc's own report of its options, from a fresh interpreter that imports the local runtime
     and then writes a table through delta-rs (``stats_print`` makes jemalloc print them at exit)."""
