@@ -21,7 +21,6 @@ from lakehouse.catalog import TableSpec
 from lakehouse.tables import DELETE, DateRange, Lakehouse, WhenMatched, date_window, dedup_on_keys, looks_like_path
 from lakehouse_local import delta_rs
 
-
 # The Arrow rows a DataFrame returned by FolderLakehouse.reusable was made from.
 ROWS_ATTRIBUTE = "_lakehouse_rows"
 

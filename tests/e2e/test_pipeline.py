@@ -1,4 +1,4 @@
-"""End to end: producer (every fault) → notebooks 00-03 → Gold equals the ground truth, exactly.
+"""End to end: producer (every fault) → notebooks 00-04 → Gold equals the ground truth, exactly.
 
 The ground truth is computed here with pandas from the producer's truth file (the valid unique
 events as sent), independently of the pipeline's Spark code.
@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
+import model_truth
 import pandas as pd
 import pytest
 from support import REPO_ROOT, pipeline_command, run_pipeline_process
@@ -234,7 +236,14 @@ def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp
     for spec in catalog.GOLD_TABLES:
         columns = [c for c in spec.public_columns if c != "event_date" or spec.name != "gold.events_per_minute"]
         assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
+    assert_model_equals_the_truth(interrupted, small["truth"])
     assert reconcile.conservation(interrupted).holds
+
+
+def assert_model_equals_the_truth(lakehouse: FolderLakehouse, truth: list[dict]) -> None:
+    """Every table of the Gold model equals the independent computation (tests/model_truth.py)."""
+    for name, rows in model_truth.expected_model(truth).items():
+        assert model_truth.table_rows(lakehouse, name) == rows, name
 
 
 def _line(event_id: str, event_time: str, ingest_time: str, **fields) -> str:
@@ -290,6 +299,17 @@ def test_duplicates_hours_apart_are_removed_and_late_events_kept(spark, tmp_path
     assert c.holds
     kpis = {r.event_date.isoformat(): r.events for r in lakehouse.read("gold.daily_kpis").collect()}
     assert kpis == {"2026-11-20": 5}
+    # The model: the late event joined session s1 two runs after its later events, the resent and the
+    # conflicting copy of `a` count once, and s1 is what its five events give in time order.
+    first_arrivals: dict[str, dict] = {}
+    for drop in drops:
+        for line in drop:
+            first_arrivals.setdefault(json.loads(line)["event_id"], json.loads(line))
+    assert_model_equals_the_truth(lakehouse, list(first_arrivals.values()))
+    s1 = lakehouse.read("gold.sessions").first()
+    assert (s1.session_id, s1.events, s1.session_start, s1.session_end) == (
+        "s1", 5, datetime(2026, 11, 20, 8), datetime(2026, 11, 20, 14, 10)
+    )
 
 
 def _persistent_rdds(spark) -> set[int]:
@@ -327,6 +347,7 @@ def test_resetting_silver_rebuilds_silver_and_gold_from_bronze_with_truthful_met
     for spec in catalog.GOLD_TABLES:
         columns = [c for c in spec.public_columns if c != "event_date" or spec.name != "gold.events_per_minute"]
         assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
+    assert_model_equals_the_truth(lakehouse, small["truth"])
 
 
 def test_the_pipeline_completes_exactly_behind_an_s3_endpoint_that_fails(spark, s3, s3_endpoint, tmp_path):
