@@ -33,11 +33,14 @@ QUERIES = (
     "dau_trend",
     "events_per_minute",
     "funnel",
+    "funnel_by_page_type",
+    "new_vs_returning_users",
+    "session_length_distribution",
     "top_pages",
     "traffic_by_device_country",
 )
-GOLD = {spec.name: spec for spec in catalog.GOLD_TABLES}
-GOLD_SCHEMA = {"gold": {spec.name.split(".")[1]: {c.name: c.type for c in spec.columns} for spec in catalog.GOLD_TABLES}}
+GOLD = {spec.name: spec for spec in (*catalog.GOLD_TABLES, *catalog.MODEL_TABLES)}
+GOLD_SCHEMA = {"gold": {name.split(".")[1]: {c.name: c.type for c in spec.columns} for name, spec in GOLD.items()}}
 
 
 def _query_text(name: str) -> str:
@@ -245,6 +248,42 @@ def test_top_pages_ranks_by_views(results, gold):
         if r.event_date > newest - timedelta(days=7):
             views[r.page] = views.get(r.page, 0) + r.views
     assert rows[0].views == max(views.values())
+
+
+@pytest.mark.e2e
+def test_new_and_returning_users_add_up_to_the_daily_active_users(results, gold):
+    dau = {r.event_date: r.active_users for r in gold["daily_kpis"]}
+    rows = results["new_vs_returning_users"]
+    assert rows and [r.event_date for r in rows] == sorted(r.event_date for r in rows)
+    for row in rows:
+        assert row.active_users == dau[row.event_date] == row.new_users + row.returning_users
+    first_day = min(r.event_date for r in gold["daily_kpis"])
+    assert rows[0].event_date == first_day and rows[0].returning_users == 0  # nobody returns on the first day
+    days = {r.event_date for r in rows}
+    assert sum(r.new_users for r in rows) == sum(1 for c in gold["customer_features"] if c.first_seen.date() in days)
+
+
+@pytest.mark.e2e
+def test_session_lengths_count_every_session_of_the_newest_7_days_once(results, gold):
+    newest = max(r.session_date for r in gold["sessions"])
+    sessions = [r for r in gold["sessions"] if r.session_date > newest - timedelta(days=7)]
+    rows = results["session_length_distribution"]
+    assert sum(r.sessions for r in rows) == len(sessions)
+    assert sum(r.share_of_sessions for r in rows) == pytest.approx(1.0, abs=1e-3)
+    single = next(r for r in rows if r.band_order == 1)
+    assert (single.length_band, single.sessions) == ("single event", sum(1 for s in sessions if s.duration_s == 0))
+
+
+@pytest.mark.e2e
+def test_funnel_by_entry_page_type_splits_each_days_sessions(results, gold):
+    rows = results["funnel_by_page_type"]
+    per_day: dict = {}
+    for row in rows:
+        per_day[row.session_date] = per_day.get(row.session_date, 0) + row.sessions
+        assert row.sessions >= row.sessions_with_click >= 0 and row.sessions >= row.converted_sessions
+    for day, count in per_day.items():
+        assert count == sum(1 for s in gold["sessions"] if s.session_date == day)
+    assert {r.entry_page_type for r in rows} <= {"home", "category", "product", "cart", "checkout", "search", "other"}
 
 
 # -- Unity Catalog setup ----------------------------------------------------------------------------------
