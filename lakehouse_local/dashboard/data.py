@@ -232,10 +232,12 @@ def table_folder(lakehouse: str | Path, name: str) -> Path:
     return Path(lakehouse) / layer / table
 
 
-def read_table(lakehouse: str | Path, name: str, unavailable: dict[str, str]) -> pa.Table | None:
-    """The table's dashboard columns, or None (with the reason in ``unavailable``) when it cannot be read now."""
+def read_table(lakehouse: str | Path, name: str, unavailable: dict[str, str], *,
+               columns: list[str] | None = None) -> pa.Table | None:
+    """The table's dashboard columns (``columns``, else :data:`COLUMNS`), or None (with the reason in
+    ``unavailable``) when it cannot be read now."""
     try:
-        return delta_rs.read(str(table_folder(lakehouse, name)), columns=COLUMNS[name])
+        return delta_rs.read(str(table_folder(lakehouse, name)), columns=columns or COLUMNS[name])
     except delta_rs.DeltaTableNotFoundError:
         unavailable[name] = "not created yet"
     except Exception as exc:  # noqa: BLE001 - one unreadable table (e.g. mid-write) must not take the page down

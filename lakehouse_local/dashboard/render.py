@@ -113,7 +113,8 @@ def _header(snapshot: Snapshot, refresh_seconds: int) -> str:
     return (
         '<header><h1 data-testid="page-title">Clickstream lakehouse</h1>'
         f'<p class="meta">Lakehouse <code data-testid="lakehouse-path">{escape(snapshot.lakehouse)}</code> · '
-        f'read <span data-testid="generated-at">{fmt_time(snapshot.generated_at)}</span>{freshness}{refresh}</p>'
+        f'read <span data-testid="generated-at">{fmt_time(snapshot.generated_at)}</span>{freshness}{refresh} · '
+        '<a href="/users" data-testid="nav-users">Sessions and users</a></p>'
         "</header>"
     )
 

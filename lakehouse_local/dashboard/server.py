@@ -1,4 +1,5 @@
-"""The dashboard's HTTP server (standard library only): the page, ``/api/summary.json`` and ``/healthz``.
+"""The dashboard's HTTP server (standard library only): the pages (``/``, ``/users``), ``/api/summary.json`` and
+``/healthz``.
 
 Every request reads the tables afresh (a snapshot of each Delta table at that moment), so the page
 follows a running pipeline without a restart.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from lakehouse_local.dashboard.data import DEFAULT_WINDOW_HOURS, load_snapshot
+from lakehouse_local.dashboard.model_data import load_users_snapshot
 from lakehouse_local.dashboard.render import render_error, render_page
+from lakehouse_local.dashboard.users_page import render_users_page
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +103,18 @@ class DashboardRequestHandler(BaseHTTPRequestHandler):
                 explicit_hours = hours if "hours" in params else None
                 body = render_page(snapshot, refresh_seconds=refresh, hours=explicit_hours)
                 self._send(HTTPStatus.OK, "text/html; charset=utf-8", body, send_body)
+            elif url.path == "/users":
+                refresh = _int_param(params, "refresh", self.server.refresh_seconds, low=0, high=86_400)
+                snapshot = load_users_snapshot(self.server.lakehouse, now=datetime.now(UTC))
+                body = render_users_page(snapshot, refresh_seconds=refresh)
+                self._send(HTTPStatus.OK, "text/html; charset=utf-8", body, send_body)
             elif url.path == "/api/summary.json":
                 snapshot = load_snapshot(self.server.lakehouse)
                 self._send(HTTPStatus.OK, "application/json", json.dumps(snapshot.summary(), indent=2), send_body)
             elif url.path == "/healthz":
                 self._send(HTTPStatus.OK, "text/plain; charset=utf-8", "ok\n", send_body)
             else:
-                message = f"no page at {url.path}: the dashboard is at / and its figures at /api/summary.json"
+                message = f"no page at {url.path}: the dashboard is at / and /users, its figures at /api/summary.json"
                 self._send(HTTPStatus.NOT_FOUND, "text/html; charset=utf-8", render_error(message), send_body)
         except BadRequestError as exc:
             self._send(HTTPStatus.BAD_REQUEST, "text/html; charset=utf-8", render_error(str(exc)), send_body)
