@@ -87,6 +87,37 @@ def print_gold_summary(lakehouse) -> None:
     lakehouse.read("gold.funnel_daily").orderBy("event_date", "step_order").show(50, truncate=False)
 
 
+def print_model_summary(lakehouse) -> None:
+    """Sessions and users per day from the Gold model, and a line on users' history and pages."""
+    from pyspark.sql import functions as F
+
+    sessions = lakehouse.read("gold.sessions").groupBy(F.col("session_date").alias("day")).agg(
+        F.count(F.lit(1)).alias("sessions"),
+        F.round(F.avg(F.col("converted").cast("int")), 4).alias("converted_share"),
+        F.round(F.percentile_approx("duration_s", 0.5), 1).alias("median_length_s"),
+        F.round(F.avg("events"), 2).alias("events_per_session"),
+    )
+    first = lakehouse.read("gold.customer_features").select("user_id", F.to_date("first_seen").alias("first_day"))
+    users = (
+        lakehouse.read("gold.fact_events").select(F.col("event_date").alias("day"), "user_id").distinct()
+        .join(first, "user_id")
+        .groupBy("day")
+        .agg(F.count(F.lit(1)).alias("active_users"), F.count_if(F.col("first_day") == F.col("day")).alias("new_users"))
+        .withColumn("returning_users", F.col("active_users") - F.col("new_users"))
+    )
+    print("Gold model · sessions (by the day they started) and users")
+    sessions.join(users, "day", "full").orderBy("day").show(truncate=False)
+    versions = lakehouse.read("gold.dim_user").groupBy("user_id").count()
+    history = versions.agg(F.count(F.lit(1)).alias("users"), F.count_if(F.col("count") > 1).alias("changed"),
+                           F.sum("count").alias("versions")).first()
+    pages = {r.page_type: r["count"] for r in lakehouse.read("gold.dim_page").groupBy("page_type").count().collect()}
+    print(
+        f"  users {history.users or 0:,}: {history.changed or 0:,} changed device, country or source "
+        f"({history.versions or 0:,} versions in gold.dim_user); pages "
+        + ", ".join(f"{kind} {n:,}" for kind, n in sorted(pages.items(), key=lambda kv: -kv[1]))
+    )
+
+
 def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
     from lakehouse import reconcile
 
@@ -170,6 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_pipeline(spark, pipeline_parameters(args))
         lakehouse = _lakehouse(spark, args.lakehouse)
         print_gold_summary(lakehouse)
+        print_model_summary(lakehouse)
         ok = print_conservation(lakehouse, manifest)
         from lakehouse_local.privacy_scan import addresses_in_clear
 
@@ -192,6 +224,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     seconds = run_pipeline(spark, pipeline_parameters(args))
     lakehouse = _lakehouse(spark, args.lakehouse)
     print_gold_summary(lakehouse)
+    print_model_summary(lakehouse)
     ok = print_conservation(lakehouse)
     print(f"pipeline finished in {seconds:.0f} s")
     return 0 if ok else 1

@@ -74,3 +74,16 @@ def test_a_duplicate_counts_once_in_facts_sessions_and_features(lakehouse, e2e_l
     sent = Counter(e["session_id"] for e in e2e_landing["truth"])
     assert sessions and all(stored[s] == sent[s] for s in sessions)
     assert len(stored) == len(sent)
+
+
+def test_the_demo_prints_sessions_and_users_beside_the_kpis(e2e_lakehouse, capsys):
+    from lakehouse_local.cli import print_model_summary
+
+    print_model_summary(e2e_lakehouse)
+    out = capsys.readouterr().out
+    users = e2e_lakehouse.read("gold.customer_features").count()
+    sessions = e2e_lakehouse.read("gold.sessions").groupBy("session_date").count().collect()
+    assert "Gold model · sessions (by the day they started) and users" in out
+    assert f"  users {users:,}: " in out
+    for row in sessions:
+        assert f"|{row.session_date.isoformat()}|{row['count']:<8}|" in out
