@@ -6,9 +6,9 @@ aim, met, load average) and a details list in Markdown.
 
 from __future__ import annotations
 
-from benchmarks import discovery, scaling
+from benchmarks import discovery, model, scaling
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery")
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model")
 
 AIMS = {
     "ingest_ratio": 1.0,
@@ -105,6 +105,8 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows += scaling.summary_rows(s["scaling"])
     if "discovery" in s:
         rows += discovery.summary_rows(s["discovery"]["run"])
+    if "model" in s:
+        rows += model.summary_rows(s["model"])
     return rows
 
 
@@ -296,6 +298,8 @@ def _details(name: str, section: dict) -> list[str]:
         out += scaling.details(section)
     elif name == "discovery":
         out += discovery.details(section["run"])
+    elif name == "model":
+        out += model.details(section)
     elif name == "producer":
         r = section["run"]
         if "error" in r:

@@ -6,7 +6,8 @@
 
 Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``scaling``, ``producer``,
 ``discovery`` (:mod:`benchmarks.discovery`: a trigger's file discovery at 10,000 and 100,000 landed
-files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes). Each
+files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes), ``model``
+(:mod:`benchmarks.model`: a Gold model batch at two table sizes). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -137,6 +138,12 @@ def run_scaling(lookup_sizes: str, gold_sizes: str, repeats: int, timeout: float
     }
 
 
+def run_model(sizes: str, batch_events: int, repeats: int, timeout: float) -> dict:
+    """The Gold model's per-batch cost at two table sizes (benchmarks/model.py)."""
+    return measure("model", "model", "--sizes", sizes, "--batch-events", str(batch_events), "--repeats", str(repeats),
+                   timeout=timeout, module="benchmarks.model")
+
+
 def run_discovery(sizes: list[int], new_files: int, timeout: float) -> dict:
     args = ("--sizes", ",".join(str(size) for size in sizes), "--new-files", str(new_files))
     return {"run": measure("discovery", *args, timeout=timeout, module="benchmarks.discovery")}
@@ -193,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookup-sizes", default="1000000,5000000", help="scaling: Silver sizes for the lookup")
     parser.add_argument("--gold-sizes", default="100000,2000000", help="scaling: events already in the Gold day")
     parser.add_argument("--scaling-repeats", type=int, default=5)
+    parser.add_argument("--model-sizes", default="400000,2000000", help="model: events in the Gold model's tables")
+    parser.add_argument("--model-batch-events", type=int, default=5_000, help="model: events in the timed batch")
     parser.add_argument("--discovery-sizes", default="10000,100000", help="discovery: landed files, comma-separated")
     parser.add_argument("--discovery-new-files", type=int, default=100, help="discovery: new files per trigger")
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze max_files_per_trigger")
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         args.freshness_duration = 20.0
         args.producer_events = 50_000
         args.discovery_sizes = "1000,10000"
+        args.model_sizes, args.model_batch_events = "50000,250000", 2_000
         args.lookup_sizes, args.gold_sizes, args.scaling_repeats = "200000,400000", "20000,100000", 2
         state_sizes = [50_000, 100_000]
         args.state_batch_files = 10
@@ -250,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_state(state_sizes, args.state_batch_files, timeout)
         elif name == "scaling":
             section = run_scaling(args.lookup_sizes, args.gold_sizes, args.scaling_repeats, timeout)
+        elif name == "model":
+            section = run_model(args.model_sizes, args.model_batch_events, args.scaling_repeats, timeout)
         elif name == "discovery":
             sizes = [int(x) for x in args.discovery_sizes.split(",") if x.strip()]
             section = run_discovery(sizes, args.discovery_new_files, timeout)

@@ -117,7 +117,9 @@ class FolderLakehouse(Lakehouse):
         return self.session.readStream.format("delta").options(**options).load(self.path(name))
 
     def _frame(self, name: str, table: pa.Table, columns: list[str]) -> DataFrame:
-        return self._dataframe(table) if table.num_rows else self.empty(name, columns)
+        frame = self._dataframe(table) if table.num_rows else self.empty(name, columns)
+        setattr(frame, ROWS_ATTRIBUTE, table)
+        return frame
 
     def _dataframe(self, table: pa.Table) -> DataFrame:
         # One chunk per column: createDataFrame sends each record batch as a partition, and the
