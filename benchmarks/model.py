@@ -201,7 +201,7 @@ def _timed_class():
 
     for method in ("append", "upsert", "apply_changes"):
         timed(method, lambda result: 0)
-    timed("read_matching", lambda result: getattr(result, ROWS_ATTRIBUTE).num_rows)
+    timed("read_matching", lambda result: vars(result)[ROWS_ATTRIBUTE].num_rows)
     return TimedLakehouse
 
 

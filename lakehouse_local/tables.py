@@ -92,7 +92,8 @@ class FolderLakehouse(Lakehouse):
         # however large the table grows; ``within_days`` and ``dates`` read only those partitions.
         partition = catalog.spec(name).partitioned_by[0] if within_days is not None or dates is not None else None
         wanted_columns = [key, *([partition] if within_days is not None else [])]
-        held = getattr(keys, ROWS_ATTRIBUTE, None)
+        # The instance's own attributes only: a Spark Connect DataFrame answers any other name with a column.
+        held = vars(keys).get(ROWS_ATTRIBUTE)
         # Keys that are a micro-batch's rows already on the driver need no Spark job to fetch them.
         keys = held.select(wanted_columns) if held is not None else keys.select(*wanted_columns).toArrow()
         if keys.num_rows == 0:
