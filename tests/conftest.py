@@ -2,13 +2,14 @@
 
 The S3 endpoint starts first so Spark's Python workers inherit ``AWS_ENDPOINT_URL``. A process is either
 a classic Spark driver or a Spark Connect client, so the Spark Connect runs (the way serverless runs
-notebooks) are subprocesses: ``e2e_connect_lakehouse`` runs ``python -m lakehouse_local pipeline
---connect`` once and the tests read its tables here.
+notebooks) are subprocesses: ``e2e_connect_run`` runs ``python -m lakehouse_local pipeline --connect``,
+kills it mid-stream and runs it again, once, and the tests read its tables here.
 """
 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -62,15 +63,26 @@ def e2e_lakehouse(spark, e2e_landing, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def e2e_connect_lakehouse(spark, e2e_landing, tmp_path_factory):
-    """The same run as ``e2e_lakehouse``, its notebooks' ``spark`` a Spark Connect client (serverless's way)."""
-    from support import run_pipeline_process
+def e2e_connect_run(spark, e2e_landing, tmp_path_factory):
+    """The same run as ``e2e_lakehouse``, its notebooks' ``spark`` a Spark Connect client (serverless's way),
+    and interrupted: killed once Silver has committed its first micro-batch, then run again from the
+    checkpoints. ``silver_rows_when_killed``: how far the killed run got."""
+    from support import kill_after_first_silver_commit, run_pipeline_process
 
     from lakehouse_local.tables import FolderLakehouse
 
     root = tmp_path_factory.mktemp("lakehouse") / "lh"
+    kill_after_first_silver_commit(e2e_landing["landing"], root, connect=True)
+    lakehouse = FolderLakehouse(spark, str(root))
+    killed_at = lakehouse.read("silver.events").count()
     run_pipeline_process(e2e_landing["landing"], root, connect=True)
-    return FolderLakehouse(spark, str(root))
+    return SimpleNamespace(lakehouse=lakehouse, silver_rows_when_killed=killed_at)
+
+
+@pytest.fixture(scope="session")
+def e2e_connect_lakehouse(e2e_connect_run):
+    """The Connect run's tables: every test of the Connect mode checks a killed and restarted run."""
+    return e2e_connect_run.lakehouse
 
 
 def _run_e2e(spark, landing, tmp_path_factory):

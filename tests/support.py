@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +64,29 @@ def run_pipeline_process(
     )
     if result.returncode != 0:
         raise AssertionError(f"pipeline exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def kill_after_first_silver_commit(
+    landing: str, lakehouse: Path, *, connect: bool = False, env: dict[str, str] | None = None, **flags: str
+) -> None:
+    """Start the notebooks in a process of their own and kill it (SIGKILL, the whole process group: the JVM,
+    the Connect server, the foreachBatch workers) once Silver has committed its first micro-batch."""
+    process = subprocess.Popen(
+        pipeline_command(landing, lakehouse, connect=connect, **flags), cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), **(env or {})),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    silver_commits = lakehouse / "_checkpoints" / "silver" / "commits"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if silver_commits.exists() and any(p.name.isdigit() for p in silver_commits.iterdir()):
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the pipeline finished before it could be interrupted"
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
 
 
 def produce(s3, s3_endpoint, folder: Path, bucket: str, *, events: int, batch_size: int, seed: int) -> dict:

@@ -7,17 +7,14 @@ events as sent), independently of the pipeline's Spark code.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import model_truth
 import pandas as pd
 import pytest
-from support import REPO_ROOT, pipeline_command, run_pipeline_process
+from support import kill_after_first_silver_commit
 from support import params as _params
 from support import produce as _produce
 
@@ -195,49 +192,57 @@ def test_rerunning_the_notebooks_changes_nothing(spark, lakehouse, landed):
     assert {n: DeltaTable(lakehouse.path(n)).version() for n in data_tables} == {n: versions[n] for n in data_tables}
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_killed_run_then_restart_gives_the_same_gold(spark, s3, s3_endpoint, tmp_path, mode):
-    """Kill the pipeline process mid-stream (SIGKILL), run again: Silver and Gold as if never interrupted.
+@pytest.fixture(scope="module")
+def restarted_behind_faulty_s3(spark, s3, s3_endpoint, tmp_path_factory):
+    """A classic run in a process of its own, reading the landing area through an S3 endpoint that fails
+    (503s, 500s, connection resets, bodies cut off halfway, 2-second delays on every landed object), killed
+    (SIGKILL) once Silver has committed its first micro-batch, then run again from the checkpoints."""
+    from faulty_s3 import FaultyS3
 
-    "As if never interrupted" is the ground truth, which an uninterrupted run equals exactly
-    (test_every_gold_table_equals_the_ground_truth). Both runs are processes of their own, classic or
-    Spark Connect clients.
-    """
-    small = _produce(s3, s3_endpoint, tmp_path, f"e2e-restart-{mode}", events=1200, batch_size=150, seed=23)
-    root = tmp_path / "lh"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    command = pipeline_command(small["landing"], root, connect=mode == "connect", max_files_per_trigger="2")
-    # Its own process group: the JVM and the foreachBatch workers die with it.
-    proc = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    silver_commits = root / "_checkpoints" / "silver" / "commits"
-    deadline = time.time() + 300
+    folder = tmp_path_factory.mktemp("restart")
+    small = _produce(s3, s3_endpoint, folder, "e2e-restart", events=1200, batch_size=300, seed=23)
+    root = folder / "lh"
+    proxy = FaultyS3(s3_endpoint.endpoint_url, prefix="/e2e-restart/landing/").start()
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if silver_commits.exists() and any(p.name.isdigit() for p in silver_commits.iterdir()):
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the pipeline finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_after_first_silver_commit(
+            small["landing"], root, env={"AWS_ENDPOINT_URL": proxy.endpoint_url}, max_files_per_trigger="1"
+        )
     finally:
-        proc.wait(timeout=60)
-    interrupted = FolderLakehouse(spark, str(root))
-    expected_silver = small["manifest"]["counts"]["valid_unique_events"]
-    assert interrupted.read("silver.events").count() < expected_silver
+        proxy.stop()
+    lakehouse = FolderLakehouse(spark, str(root))
+    killed_at = lakehouse.read("silver.events").count()
+    run_pipeline(spark, _params(small["landing"], root))  # the restart, here: Bronze had read every object
+    return SimpleNamespace(small=small, lakehouse=lakehouse, proxy=proxy, silver_rows_when_killed=killed_at)
 
-    run_pipeline_process(small["landing"], root, connect=mode == "connect", max_files_per_trigger="2")
-    ids = [r.event_id for r in interrupted.read("silver.events").select("event_id").collect()]
-    assert len(ids) == len(set(ids)) == expected_silver
+
+def test_killed_run_then_restart_gives_the_same_gold(restarted_behind_faulty_s3):
+    """Silver and Gold as if never interrupted. "As if never interrupted" is the ground truth, which an
+    uninterrupted run equals exactly (test_every_gold_table_equals_the_ground_truth)."""
+    run = restarted_behind_faulty_s3
+    assert_restarted_run_equals_the_truth(run.lakehouse, run.small, run.silver_rows_when_killed)
+
+
+def test_killed_connect_run_then_restart_gives_the_same_gold(e2e_connect_run, e2e_landing):
+    """The same, through Spark Connect: the shared Connect run was killed once Silver had committed its first
+    micro-batch (conftest.e2e_connect_run)."""
+    run = e2e_connect_run
+    assert_restarted_run_equals_the_truth(run.lakehouse, e2e_landing, run.silver_rows_when_killed)
+
+
+def assert_restarted_run_equals_the_truth(lakehouse: FolderLakehouse, landed: dict, killed_at: int) -> None:
     from lakehouse import catalog
 
-    expected = expected_gold(small["truth"])
-    actual = gold_snapshot(interrupted)
+    expected_silver = landed["manifest"]["counts"]["valid_unique_events"]
+    assert 0 < killed_at < expected_silver, "the run was not interrupted mid-stream"
+    ids = [r.event_id for r in lakehouse.read("silver.events").select("event_id").collect()]
+    assert len(ids) == len(set(ids)) == expected_silver
+    expected = expected_gold(landed["truth"])
+    actual = gold_snapshot(lakehouse)
     for spec in catalog.GOLD_TABLES:
         columns = [c for c in spec.public_columns if c != "event_date" or spec.name != "gold.events_per_minute"]
         assert actual[spec.name] == _rows(expected[spec.name], columns), spec.name
-    assert_model_equals_the_truth(interrupted, small["truth"])
-    assert reconcile.conservation(interrupted).holds
+    assert_model_equals_the_truth(lakehouse, landed["truth"])
+    assert reconcile.conservation(lakehouse).holds
 
 
 def assert_model_equals_the_truth(lakehouse: FolderLakehouse, truth: list[dict]) -> None:
@@ -350,25 +355,19 @@ def test_resetting_silver_rebuilds_silver_and_gold_from_bronze_with_truthful_met
     assert_model_equals_the_truth(lakehouse, small["truth"])
 
 
-def test_the_pipeline_completes_exactly_behind_an_s3_endpoint_that_fails(spark, s3, s3_endpoint, tmp_path):
-    """503s, 500s, connection resets, bodies cut off halfway and 2-second delays on every landed object:
-    each is retried, and the tables are exactly what they would be without them."""
-    from faulty_s3 import FAULTS, FaultyS3
+def test_the_pipeline_completes_exactly_behind_an_s3_endpoint_that_fails(restarted_behind_faulty_s3):
+    """Each failure of the S3 endpoint is retried, and the tables are exactly what they would be without them."""
+    from faulty_s3 import FAULTS
 
-    small = _produce(s3, s3_endpoint, tmp_path, "e2e-faults", events=300, batch_size=100, seed=31)
-    root = tmp_path / "lh"
-    proxy = FaultyS3(s3_endpoint.endpoint_url, prefix="/e2e-faults/landing/").start()
-    try:
-        run_pipeline_process(small["landing"], root, env={"AWS_ENDPOINT_URL": proxy.endpoint_url})
-    finally:
-        proxy.stop()
+    small, proxy, lakehouse = (
+        restarted_behind_faulty_s3.small, restarted_behind_faulty_s3.proxy, restarted_behind_faulty_s3.lakehouse
+    )
     objects = small["manifest"]["counts"]["objects"]
     # Every landed object met every fault once (and some listings a 503 too) before it was read.
     assert {fault: proxy.injected[fault] for fault in FAULTS if fault and fault != "slow_down"} == dict.fromkeys(
         ("internal_error", "reset", "truncated_body", "delay"), objects
     )
     assert proxy.injected["slow_down"] > objects
-    lakehouse = FolderLakehouse(spark, str(root))
     checks = reconcile.against_manifest(lakehouse, small["manifest"])
     assert [(name, expected) for name, expected, _ in checks] == [(name, found) for name, _, found in checks]
     assert reconcile.conservation(lakehouse).holds
