@@ -177,6 +177,13 @@ class Lakehouse(ABC):
         No caching is involved (Spark Connect and serverless refuse it): each runtime does what suits it.
         """
 
+    def known_empty(self, frame: DataFrame) -> bool:
+        """True when ``frame`` (from :meth:`reusable`) is known to hold no rows without running a Spark job.
+
+        A runtime that cannot tell for free answers False, and the caller goes on as with rows.
+        """
+        return False
+
     @abstractmethod
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
         """Append ``df`` once per (app_id, batch_id): a replayed batch is skipped. False if skipped."""

@@ -114,6 +114,10 @@ class FolderLakehouse(Lakehouse):
         setattr(frame, ROWS_ATTRIBUTE, rows)  # read_matching takes its keys from here
         return frame
 
+    def known_empty(self, frame: DataFrame) -> bool:
+        held = vars(frame).get(ROWS_ATTRIBUTE)
+        return held is not None and held.num_rows == 0
+
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).load(self.path(name))
 

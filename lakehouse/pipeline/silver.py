@@ -59,6 +59,11 @@ def lookup_days(max_lateness_hours: float) -> int:
 def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     """One Silver micro-batch; returns its counts (as recorded in ``ops.pipeline_metrics``)."""
     batch = run.tables.reusable(batch)
+    if run.tables.known_empty(batch):
+        # A no-data batch: Spark ran it to advance the watermark and evict state. Its watermark is its record.
+        counts = dict.fromkeys(("rows_in", "rows_written", "quarantined", "duplicates_removed", "late"), 0)
+        run.record(**counts)
+        return counts
     rows = batch.filter(F.col(BRANCH) == ALL).drop(BRANCH)
     kept_ids = batch.filter(F.col(BRANCH) == KEPT).select("event_id")
     valid = silver_t.valid_events(rows)
@@ -82,7 +87,6 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
         )
         run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
                           batch_id=run.batch_id, when_matched="ignore")
-    # A no-data batch (Spark advanced the watermark and evicted state) records its watermark only.
     run.record(ingest=summary if counts["rows_in"] else None, **counts)
     return counts
 

@@ -90,3 +90,13 @@ def test_a_lookup_spread_over_many_small_and_empty_chunks_keeps_every_row(spark,
 
     assert spark.createDataFrame(table).count() < table.num_rows  # the behaviour worked around
     assert lakehouse._frame("silver.events", table, ["event_id"]).count() == table.num_rows == 120
+
+
+def test_a_reusable_batch_is_known_empty_only_when_it_holds_no_rows(spark, tmp_path):
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    rows = spark.createDataFrame([("e1",)], "event_id string")
+
+    assert not lakehouse.known_empty(lakehouse.reusable(rows))
+    assert lakehouse.known_empty(lakehouse.reusable(rows.filter("false")))
+    # A frame that did not come from reusable: not known without a Spark job, so not known empty.
+    assert not lakehouse.known_empty(rows.filter("false"))
