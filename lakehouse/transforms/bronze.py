@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
 # One row per line, plus one per file (``_line_number`` null) carrying the file's line count or its error.
@@ -91,9 +92,22 @@ class LandedFiles:
         return pa.RecordBatch.from_pydict(columns, schema=OPENED)
 
 
+# Auto Loader's binaryFile columns: one row per landed file.
+LANDED_FILE = T.StructType([
+    T.StructField("path", T.StringType()),
+    T.StructField("modificationTime", T.TimestampType()),
+    T.StructField("length", T.LongType()),
+    T.StructField("content", T.BinaryType()),
+])
+
+
 def open_files(landed: DataFrame) -> DataFrame:
-    """Auto Loader's ``binaryFile`` rows as lines (``_line_number`` set) and one record per file."""
-    return landed.mapInArrow(LandedFiles(), from_arrow_schema(OPENED))
+    """Auto Loader's ``binaryFile`` rows as lines (``_line_number`` set) and one record per file.
+
+    The rows are taken as :data:`LANDED_FILE` (``DataFrame.to``), so a Spark Connect client knows the frame's
+    columns without asking Spark for them, which a declarative pipeline's query function may not do.
+    """
+    return landed.to(LANDED_FILE).mapInArrow(LandedFiles(), from_arrow_schema(OPENED))
 
 
 def bronze_rows(opened: DataFrame) -> DataFrame:

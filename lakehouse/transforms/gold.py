@@ -57,16 +57,26 @@ def events_per_minute(silver: DataFrame) -> DataFrame:
     )
 
 
+def _steps_of_days(silver: DataFrame) -> DataFrame:
+    """Every funnel step (``step``, ``step_order``) of every day in ``silver``.
+
+    Column expressions and an aggregation only: a pipeline's query function may not create a DataFrame or
+    deduplicate one (Spark Connect analyses the frame for either, which Lakeflow refuses there).
+    """
+    steps = F.array(*[
+        F.struct(F.lit(action).alias("step"), F.lit(order).alias("step_order"))
+        for order, action in enumerate(ACTIONS, start=1)
+    ])
+    days = silver.groupBy("event_date").agg(F.count(F.lit(1)).alias("_events"))
+    return days.select("event_date", F.inline(steps))
+
+
 def funnel_daily(silver: DataFrame) -> DataFrame:
-    steps = silver.sparkSession.createDataFrame(
-        [(action, order) for order, action in enumerate(ACTIONS, start=1)], "step string, step_order int"
-    )
-    days = silver.select("event_date").distinct()
     reached = silver.groupBy("event_date", F.col("action").alias("step")).agg(
         F.countDistinct("session_id").alias("sessions")
     )
     return (
-        days.crossJoin(steps)
+        _steps_of_days(silver)
         .join(reached, ["event_date", "step"], "left")
         .select("event_date", "step", "step_order", F.coalesce("sessions", F.lit(0)).cast("bigint").alias("sessions"))
     )
@@ -181,11 +191,8 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
         "conversion_rate",
         F.when(F.col("sessions") > 0, F.col("converted_sessions") / F.col("sessions")).otherwise(F.lit(0.0)),
     )
-    steps = silver.sparkSession.createDataFrame(
-        [(action, order) for order, action in enumerate(ACTIONS, start=1)], "step string, step_order int"
-    )
     funnel = _with(
-        silver.select("event_date").distinct().crossJoin(steps),
+        _steps_of_days(silver),
         _new(new_keys, "funnel_sessions", "sessions", ["step"]),
         ["event_date", "step"],
         ["sessions"],

@@ -1,0 +1,171 @@
+"""The declarative edition on a laptop: ``spark-pipelines run`` over ``databricks/pipelines/clickstream``.
+
+:class:`LocalPipeline` owns one folder: the pipeline spec it writes (``spark-pipeline.yml``: the definitions,
+the configuration the bundle passes on Databricks, the storage for checkpoints), the Hive metastore (a local
+Derby database, so a second run finds the first run's tables and continues incrementally), the
+``spark-warehouse`` where tables land as parquet, and the state of the local ``cloudFiles`` source.
+
+``spark-pipelines`` starts a Spark Connect server of its own (a JVM and Python workers), which registers the
+local ``cloudFiles`` source from the ``pyspark_cloudfiles`` package on ``PYTHONPATH``; the S3 endpoint
+reaches it as it reaches the notebooks, through ``AWS_ENDPOINT_URL`` in the environment it starts with.
+:class:`WarehouseTables` then reads the tables by name, as the notebooks' table layer does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lakehouse import catalog, privacy
+from lakehouse.declarative import datasets
+from lakehouse.declarative.settings import PipelineSettings
+from lakehouse_local.session import REPO_ROOT, session_conf
+from lakehouse_local.sources.cloudfiles.source import STATE_ROOT_ENV
+
+DEFINITIONS = REPO_ROOT / "databricks" / "pipelines" / "clickstream"
+# pyspark 4.2.0's Spark Connect server analyses a deduplication as soon as its flow is registered (SPARK-57489),
+# before the pipeline has run: the table it reads must exist by then, and the pipeline no longer sees that the
+# flow reads one of its own tables, so would not wait for it. A local update therefore runs in two steps: the
+# definitions before this file (up to silver_arrivals), then all of them, refreshing only the datasets of this
+# file and the ones after it. On Databricks the pipeline is one update.
+DEDUP_DEFINITIONS = "03_silver_events.py"
+PIPELINE_NAME = "clickstream_declarative"
+RUNTIME_SQL_CONF = (
+    "spark.sql.session.timeZone",
+    "spark.sql.shuffle.partitions",
+    "spark.sql.execution.arrow.pyspark.enabled",
+    "spark.sql.streaming.stateStore.providerClass",
+    "spark.sql.adaptive.enabled",
+    "spark.sql.autoBroadcastJoinThreshold",
+)
+
+
+def settings_for(landing: str, *, max_files_per_trigger: int = 1000, max_table_files_per_trigger: int = 1000) -> PipelineSettings:
+    """The pipeline configuration of a local run: the landing area, and the HMAC key the notebooks use here."""
+    return PipelineSettings(
+        landing_path=landing,
+        hmac_key=privacy.hmac_key().decode(),
+        max_files_per_trigger=max_files_per_trigger,
+        max_table_files_per_trigger=max_table_files_per_trigger,
+    )
+
+
+@dataclass(frozen=True)
+class LocalPipeline:
+    """The declarative pipeline's local run folder, and how ``spark-pipelines`` runs it."""
+
+    folder: Path
+
+    @property
+    def spec_path(self) -> Path:
+        return self.folder / "spark-pipeline.yml"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.folder / "spark-warehouse"
+
+    def spec(self, settings: PipelineSettings, definitions: list[Path]) -> dict:
+        """The pipeline spec: what the bundle's pipeline resource says on Databricks, for a local run.
+
+        Its configuration is the pipeline's settings and the local runtime SQL configuration (the notebooks'
+        session's: small shuffles, no adaptive planning, state in RocksDB, UTC). ``definitions`` are listed one
+        file each, in order (a folder's files would be registered in the order the file system lists them).
+        """
+        return {
+            "name": PIPELINE_NAME,
+            "storage": (self.folder / "storage").resolve().as_uri(),
+            "configuration": {**self.sql_conf(), **settings.configuration()},
+            "libraries": [{"glob": {"include": os.path.relpath(path, self.folder)}} for path in definitions],
+        }
+
+    @staticmethod
+    def steps() -> list[tuple[list[Path], list[str]]]:
+        """The update's steps: (definitions registered, datasets refreshed; empty for all of them)."""
+        files = sorted(DEFINITIONS.glob("*.py"))
+        before = [path for path in files if path.name < DEDUP_DEFINITIONS]
+        deduplicated = datasets.DATASETS.index(catalog.SILVER_EVENTS)  # DATASETS is in dependency order
+        return [(before, []), (files, [datasets.dataset_name(spec) for spec in datasets.DATASETS[deduplicated:]])]
+
+    @staticmethod
+    def sql_conf() -> dict[str, str]:
+        """The runtime SQL settings of the local session (:func:`lakehouse_local.session.session_conf`)."""
+        return {name: value for name, value in session_conf().items() if name in RUNTIME_SQL_CONF}
+
+    def spark_conf(self) -> dict[str, str]:
+        """What the Connect server starts with: a Hive metastore in the folder (``metastore_db``, the process's
+        working directory), so a second run finds the first run's tables (and the deduplication its table, see
+        :data:`DEDUP_DEFINITIONS`), and the warehouse.
+
+        Few on purpose: pyspark 4.2.0 hands spark-submit's configuration to the server it starts in groups of
+        ten entries and keeps only the last group (``_start_connect_server``), so beyond four of these (with
+        the six spark-submit adds) some are silently lost. Runtime SQL settings travel in the spec instead.
+        """
+        return {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": str(self.warehouse.resolve()),
+            "spark.driver.memory": session_conf()["spark.driver.memory"],
+            "spark.ui.showConsoleProgress": "false",
+        }
+
+    def command(self, refresh: list[str]) -> list[str]:
+        """``spark-pipelines [--conf k=v ...] run --spec <spec> [--refresh <datasets>]``."""
+        launcher = Path(sys.executable).parent / "spark-pipelines"
+        command = [str(launcher if launcher.exists() else shutil.which("spark-pipelines") or launcher)]
+        for name, value in self.spark_conf().items():
+            command += ["--conf", f"{name}={value}"]
+        command += ["run", "--spec", str(self.spec_path.resolve())]
+        return command + (["--refresh", ",".join(refresh)] if refresh else [])
+
+    def environment(self) -> dict[str, str]:
+        """What the Connect server and its Python workers start with: this Python, the repository on the path
+        (definitions import ``lakehouse``; Spark finds ``pyspark_cloudfiles``), UTC, and ``cloudFiles``' state."""
+        path = [str(REPO_ROOT), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+        return {
+            **os.environ,
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(path)),
+            "TZ": "UTC",
+            STATE_ROOT_ENV: str((self.folder / "cloudfiles").resolve()),
+        }
+
+    def run(self, settings: PipelineSettings, *, echo: bool = False, timeout_s: float = 1800) -> float:
+        """Run one update of the pipeline (in :meth:`steps`); returns the seconds it took.
+
+        ``echo`` streams ``spark-pipelines``' progress (each flow's state) to stdout; otherwise its output is
+        kept and shown only if the run fails.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        for definitions, refresh in self.steps():
+            self.spec_path.write_text(yaml.safe_dump(self.spec(settings, definitions), sort_keys=False))
+            result = subprocess.run(
+                self.command(refresh), cwd=self.folder, env=self.environment(), timeout=timeout_s, text=True,
+                stdout=None if echo else subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            if result.returncode != 0:
+                output = "" if echo else f":\n{result.stdout[-6000:]}"
+                raise RuntimeError(f"spark-pipelines exited {result.returncode} (spec {self.spec_path}){output}")
+        return time.time() - started
+
+
+class WarehouseTables:
+    """The pipeline's tables, read from the warehouse as parquet, by the names both editions share
+    (``silver.events``, ``gold.daily_kpis``) or their dataset names (``silver_events``)."""
+
+    def __init__(self, spark, warehouse: Path) -> None:
+        self.spark = spark
+        self.warehouse = Path(warehouse)
+
+    def path(self, name: str) -> Path:
+        return self.warehouse / datasets.NAMES.get(name, name)
+
+    def read(self, name: str):
+        return self.spark.read.parquet(str(self.path(name)))
