@@ -11,7 +11,7 @@ LAKEHOUSE ?= .lakehouse/lakehouse
 CONNECT ?=
 CONNECT_FLAG := $(if $(CONNECT),--connect,)
 
-.PHONY: setup test lint demo pipeline follow sql dashboard purge-raw bench clean
+.PHONY: setup test lint demo sdp pipeline follow sql dashboard purge-raw bench clean
 
 setup:
 	@scripts/check_prereqs.sh >/dev/null
@@ -40,6 +40,12 @@ lint: setup
 
 demo: setup
 	$(PY) -m lakehouse_local demo $(CONNECT_FLAG)
+
+# The declarative edition (databricks/pipelines) with spark-pipelines: over the embedded S3 and the producer as
+# `make demo` runs them, or over LANDING (its folder, SDP_FOLDER, is then kept: a re-run is incremental).
+SDP_FOLDER ?= $(if $(LANDING),.lakehouse/sdp-landing,.lakehouse/sdp)
+sdp: setup
+	$(PY) -m lakehouse_local sdp --folder "$(SDP_FOLDER)" $(if $(LANDING),--landing "$(LANDING)",)
 
 pipeline: setup
 	@if [ -z "$(LANDING)" ]; then echo "usage: make pipeline LANDING=<s3://bucket/prefix or folder> [LAKEHOUSE=<folder>] [CONNECT=1]" >&2; exit 2; fi

@@ -83,7 +83,11 @@ def quarantine_by_reason(lakehouse: Lakehouse) -> dict[str, int]:
 
 def against_manifest(lakehouse: Lakehouse, manifest: dict) -> list[tuple[str, int, int]]:
     """(check, expected from the producer's manifest, found in the tables) for each ground-truth count."""
-    c = conservation(lakehouse)
+    return manifest_checks(conservation(lakehouse), quarantine_by_reason(lakehouse), manifest)
+
+
+def manifest_checks(c: Conservation, found: dict[str, int], manifest: dict) -> list[tuple[str, int, int]]:
+    """(check, expected, found) for the conservation terms ``c`` and quarantined lines by reason ``found``."""
     counts = manifest["counts"]
     checks = [
         ("landed files", counts["objects"], c.landed_files),
@@ -93,7 +97,6 @@ def against_manifest(lakehouse: Lakehouse, manifest: dict) -> list[tuple[str, in
         ("duplicates removed", counts["natural_duplicates"], c.duplicates_removed),
         ("quarantined", sum(counts["expected_quarantine"].values()), c.quarantined_rows),
     ]
-    found = quarantine_by_reason(lakehouse)
     for reason, expected in sorted(counts["expected_quarantine"].items()):
         checks.append((f"quarantine: {reason}", expected, found.get(reason, 0)))
     return checks

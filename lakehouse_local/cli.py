@@ -4,6 +4,8 @@
   the conservation check against the producer's manifest.
 * ``pipeline``: run the notebooks in order, ``availableNow``, over a landing area (``s3://`` or a folder).
 * ``follow``: producer and all three streams together with processing-time triggers, printing freshness.
+* ``sdp``: the declarative edition (``databricks/pipelines``) with ``spark-pipelines``, over the embedded S3
+  and the producer as ``demo`` does, or over a landing area; then the same summary and reconciliation.
 * ``sql``: Spark SQL over the local tables by their Databricks names.
 """
 
@@ -122,6 +124,15 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
     from lakehouse import reconcile
 
     c = reconcile.conservation(lakehouse)
+    checks = None
+    if manifest is not None:
+        checks = reconcile.manifest_checks(c, reconcile.quarantine_by_reason(lakehouse), manifest)
+    return report_conservation(c, checks)
+
+
+def report_conservation(c, checks: list[tuple[str, int, int]] | None = None) -> bool:
+    """Print the conservation law's terms (a :class:`lakehouse.reconcile.Conservation`) and, given the checks
+    against a producer manifest, each of them; True when everything holds."""
     print("Conservation: landed lines = Silver rows + quarantined + duplicates removed + late not in Silver")
     print(
         f"  {c.landed_lines:,} = {c.silver_rows:,} + {c.quarantined_rows:,} + {c.duplicates_removed:,} "
@@ -134,13 +145,24 @@ def print_conservation(lakehouse, manifest: dict | None = None) -> bool:
         f"= {c.landed_lines:,} in Bronze   -> {'holds' if c.files_hold else 'DOES NOT HOLD'}"
     )
     ok = c.holds
-    if manifest is not None:
+    if checks is not None:
         print("\nAgainst the producer's manifest (ground truth):")
-        for check, expected, found in reconcile.against_manifest(lakehouse, manifest):
+        for check, expected, found in checks:
             mark = "ok" if expected == found else "MISMATCH"
             ok &= expected == found
             print(f"  {check:40s} expected {expected:>9,}  found {found:>9,}  {mark}")
     return ok
+
+
+def print_privacy_scan(tables, specs=None) -> bool:
+    """Scan Silver, Gold and ops for IP addresses in clear; True when there are none."""
+    from lakehouse_local.privacy_scan import addresses_in_clear
+
+    found = addresses_in_clear(tables) if specs is None else addresses_in_clear(tables, specs)
+    print(f"\nIP addresses in clear in Silver, Gold and ops: {len(found) or 'none'}")
+    for table, column, address in found[:10]:
+        print(f"  {table}.{column}: {address}")
+    return not found
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -157,7 +179,6 @@ def demo_start_time(events: int, rate: float, now: float | None = None) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakehouse_local.s3server import EmbeddedS3
-    from producer import ProducerConfig, profiles, run
 
     started = time.time()
     demo_dir = DEMO_DIR.resolve()
@@ -169,31 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
     spark_future = session_start.submit(_session, args.connect)
     try:
-        s3.client().create_bucket(Bucket=DEMO_BUCKET)
-        print(f"embedded S3 endpoint: {s3.endpoint_url}  bucket: {DEMO_BUCKET}")
-        config = ProducerConfig(
-            bucket=DEMO_BUCKET,
-            prefix=DEMO_PREFIX,
-            endpoint_url=s3.endpoint_url,
-            events=args.events,
-            seed=args.seed,
-            # About 0.7 events per simulated second: 100,000 events span two days, ending as the demo runs,
-            # so the ops latencies read in seconds. Only the dates change between runs of one seed.
-            start_time=demo_start_time(args.events, DEMO_RATE),
-            rate=DEMO_RATE,
-            batch_size=1000,
-            batch_interval_seconds=3600,
-            **profiles.DEMO,
-            manifest_path=str(demo_dir / "manifest.json"),
-            progress=False,
-        )
-        t0 = time.time()
-        manifest = run(config).to_dict()
-        counts = manifest["counts"]
-        print(
-            f"producer: {counts['lines_sent']:,} lines in {counts['objects']} objects "
-            f"({time.time() - t0:.1f} s) -> s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
-        )
+        manifest = _produce_demo(s3, demo_dir, args)
         spark = spark_future.result()
         args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         args.lakehouse = str(demo_dir / "lakehouse")
@@ -203,19 +200,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print_gold_summary(lakehouse)
         print_model_summary(lakehouse)
         ok = print_conservation(lakehouse, manifest)
-        from lakehouse_local.privacy_scan import addresses_in_clear
-
-        found = addresses_in_clear(lakehouse)
-        print(f"\nIP addresses in clear in Silver, Gold and ops: {len(found) or 'none'}")
-        for table, column, address in found[:10]:
-            print(f"  {table}.{column}: {address}")
-        ok &= not found
+        ok &= print_privacy_scan(lakehouse)
         print(f"\ndemo finished in {time.time() - started:.0f} s; tables in {Path(args.lakehouse).resolve()}")
         print(f'query them: make sql LAKEHOUSE={args.lakehouse} Q="SELECT * FROM gold.daily_kpis"')
         return 0 if ok else 1
     finally:
         session_start.shutdown(wait=True)
         s3.stop()
+
+
+def _produce_demo(s3, demo_dir: Path, args: argparse.Namespace) -> dict:
+    """The demo's landing data: the producer into the embedded S3 (every fault); returns its manifest."""
+    from producer import ProducerConfig, profiles, run
+
+    s3.client().create_bucket(Bucket=DEMO_BUCKET)
+    print(f"embedded S3 endpoint: {s3.endpoint_url}  bucket: {DEMO_BUCKET}")
+    config = ProducerConfig(
+        bucket=DEMO_BUCKET,
+        prefix=DEMO_PREFIX,
+        endpoint_url=s3.endpoint_url,
+        events=args.events,
+        seed=args.seed,
+        # About 0.7 events per simulated second: 100,000 events span two days, ending as the demo runs,
+        # so the ops latencies read in seconds. Only the dates change between runs of one seed.
+        start_time=demo_start_time(args.events, DEMO_RATE),
+        rate=DEMO_RATE,
+        batch_size=1000,
+        batch_interval_seconds=3600,
+        **profiles.DEMO,
+        manifest_path=str(demo_dir / "manifest.json"),
+        progress=False,
+    )
+    t0 = time.time()
+    manifest = run(config).to_dict()
+    counts = manifest["counts"]
+    print(
+        f"producer: {counts['lines_sent']:,} lines in {counts['objects']} objects "
+        f"({time.time() - t0:.1f} s) -> s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
+    )
+    return manifest
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -228,6 +251,60 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     ok = print_conservation(lakehouse)
     print(f"pipeline finished in {seconds:.0f} s")
     return 0 if ok else 1
+
+
+def cmd_sdp(args: argparse.Namespace) -> int:
+    """The declarative edition: ``spark-pipelines`` over the demo's embedded S3 (or ``--landing``), then the
+    same summary and reconciliation as ``demo``."""
+    from lakehouse import reconcile
+    from lakehouse.declarative import datasets
+    from lakehouse.declarative import reconcile as declarative_reconcile
+    from lakehouse_local.declarative import LocalPipeline, WarehouseTables, settings_for
+    from lakehouse_local.s3server import EmbeddedS3
+
+    started = time.time()
+    folder = Path(args.folder).resolve()
+    s3 = manifest = None
+    if args.landing is None:
+        # A fresh demo, as `demo` runs it; over a landing area of your own the folder is kept, so a
+        # second run continues incrementally.
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        s3 = EmbeddedS3().start(export_env=True)
+    # The session that reads the tables afterwards starts while the producer (or the pipeline) runs.
+    session_start = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
+    spark_future = session_start.submit(_session)
+    try:
+        if s3 is not None:
+            manifest = _produce_demo(s3, folder, args)
+            args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
+        pipeline = LocalPipeline(folder / "pipeline")
+        print(f"declarative pipeline (spark-pipelines run --spec {pipeline.spec_path}): {args.landing}")
+        settings = settings_for(
+            args.landing,
+            max_files_per_trigger=args.max_files_per_trigger,
+            max_table_files_per_trigger=args.max_table_files_per_trigger,
+        )
+        seconds = pipeline.run(settings, echo=True)
+        print(f"pipeline update: {seconds:.0f} s")
+        tables = WarehouseTables(spark_future.result(), pipeline.warehouse)
+        print_gold_summary(tables)
+        c = declarative_reconcile.conservation(tables)
+        checks = None
+        if manifest is not None:
+            found = declarative_reconcile.quarantine_by_reason(tables)
+            checks = reconcile.manifest_checks(c, found, manifest)
+        ok = report_conservation(c, checks)
+        by_kind = declarative_reconcile.duplicates_by_kind(tables)
+        print("Silver's arrivals it does not hold (silver_duplicates): "
+              + ", ".join(f"{kind} {count:,}" for kind, count in by_kind.items()))
+        ok &= print_privacy_scan(tables, datasets.DATASETS)
+        print(f"\nsdp finished in {time.time() - started:.0f} s; tables (parquet) in {pipeline.warehouse}")
+        return 0 if ok else 1
+    finally:
+        session_start.shutdown(wait=True)
+        if s3 is not None:
+            s3.stop()
 
 
 def cmd_purge_raw(args: argparse.Namespace) -> int:
@@ -375,6 +452,22 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--trigger-interval", default="5 seconds", help="processing-time trigger of the streams")
     stream_options(follow)
     follow.set_defaults(func=cmd_follow)
+
+    sdp = sub.add_parser("sdp", help="the declarative edition with spark-pipelines, then the Gold metrics")
+    sdp.add_argument(
+        "--landing", default=None,
+        help="s3://bucket/prefix (AWS_ENDPOINT_URL honoured) or a folder; default: the demo's producer into the "
+        "embedded S3",
+    )
+    sdp.add_argument("--folder", default=".lakehouse/sdp", help="the pipeline's spec, storage, metastore and tables")
+    sdp.add_argument("--events", type=int, default=100_000)
+    sdp.add_argument("--seed", type=int, default=42)
+    sdp.add_argument("--max-files-per-trigger", type=int, default=20, help="landed files per Bronze micro-batch")
+    sdp.add_argument(
+        "--max-table-files-per-trigger", type=int, default=1,
+        help="Bronze (and arrivals) files per Silver micro-batch: one keeps arrivals in landing order",
+    )
+    sdp.set_defaults(func=cmd_sdp)
 
     purge = sub.add_parser("purge-raw", help="remove the raw text of lines older than the retention (notebook 90)")
     purge.add_argument("--lakehouse", default=".lakehouse/lakehouse")

@@ -14,6 +14,7 @@ reaches it as it reaches the notebooks, through ``AWS_ENDPOINT_URL`` in the envi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ DEFINITIONS = REPO_ROOT / "databricks" / "pipelines" / "clickstream"
 # file and the ones after it. On Databricks the pipeline is one update.
 DEDUP_DEFINITIONS = "03_silver_events.py"
 PIPELINE_NAME = "clickstream_declarative"
+# spark-pipelines' progress lines that end something: a flow that completed or failed, the run's end.
+PROGRESS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: (Flow \S+ (has \w+|is FAILED)|Run is \w+)")
 RUNTIME_SQL_CONF = (
     "spark.sql.session.timeZone",
     "spark.sql.shuffle.partitions",
@@ -146,14 +149,30 @@ class LocalPipeline:
         started = time.time()
         for definitions, refresh in self.steps():
             self.spec_path.write_text(yaml.safe_dump(self.spec(settings, definitions), sort_keys=False))
-            result = subprocess.run(
-                self.command(refresh), cwd=self.folder, env=self.environment(), timeout=timeout_s, text=True,
-                stdout=None if echo else subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-            if result.returncode != 0:
-                output = "" if echo else f":\n{result.stdout[-6000:]}"
-                raise RuntimeError(f"spark-pipelines exited {result.returncode} (spec {self.spec_path}){output}")
+            output = self._spark_pipelines(refresh, echo=echo, timeout_s=timeout_s)
+            if output is not None:
+                raise RuntimeError(f"spark-pipelines failed (spec {self.spec_path}):\n{output[-6000:]}")
         return time.time() - started
+
+    def _spark_pipelines(self, refresh: list[str], *, echo: bool, timeout_s: float) -> str | None:
+        """Run ``spark-pipelines`` once; None when it succeeds, else its output. ``echo`` prints its progress
+        lines (the ones it stamps with a time: each flow's state) as they come."""
+        process = subprocess.Popen(
+            self.command(refresh), cwd=self.folder, env=self.environment(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + timeout_s
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if echo and PROGRESS.match(line):
+                print("  " + line.rstrip(), flush=True)
+            if time.time() > deadline:
+                process.kill()
+                lines.append(f"killed after {timeout_s:.0f} s\n")
+                break
+        return None if process.wait() == 0 else "".join(lines)
 
 
 class WarehouseTables:
@@ -167,5 +186,9 @@ class WarehouseTables:
     def path(self, name: str) -> Path:
         return self.warehouse / datasets.NAMES.get(name, name)
 
-    def read(self, name: str):
-        return self.spark.read.parquet(str(self.path(name)))
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_dir()
+
+    def read(self, name: str, columns: list[str] | None = None):
+        frame = self.spark.read.parquet(str(self.path(name)))
+        return frame.select(*columns) if columns else frame

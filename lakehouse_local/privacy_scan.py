@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from lakehouse import catalog
+from lakehouse.catalog import TableSpec
 from lakehouse.tables import Lakehouse
 
 _TOKENS = re.compile(r"[0-9A-Fa-f:.]{7,}")
@@ -31,10 +33,15 @@ def _addresses(text: str) -> list[str]:
     return found
 
 
-def addresses_in_clear(tables: Lakehouse) -> list[tuple[str, str, str]]:
-    """(table, column, address) for every IP address found in a string column of Silver, Gold or ops."""
+def addresses_in_clear(
+    tables: Lakehouse, specs: Iterable[TableSpec] = catalog.ALL_TABLES
+) -> list[tuple[str, str, str]]:
+    """(table, column, address) for every IP address found in a string column of Silver, Gold or ops.
+
+    ``specs`` are the tables to scan: the notebooks' by default, or the declarative edition's datasets.
+    """
     found = []
-    for spec in catalog.ALL_TABLES:
+    for spec in specs:
         columns = [c.name for c in spec.columns if c.type == "STRING" and c.name not in RAW_COLUMNS.get(spec.name, ())]
         if spec.layer == "bronze" or not columns or not tables.exists(spec.name):
             continue
