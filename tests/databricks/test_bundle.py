@@ -215,8 +215,10 @@ def test_the_wheel_the_tasks_install_is_the_one_the_bundle_builds(bundle):
     assert "/dist/" in (REPO_ROOT / ".gitignore").read_text().split(), "built wheels are neither committed nor synced"
 
 
-def test_only_the_notebooks_are_uploaded_as_files(bundle, job):
-    assert bundle["root"]["sync"] == {"paths": ["databricks/notebooks"]}, "the package and the contract ship in the wheel"
+def test_only_the_notebooks_and_the_pipeline_definitions_are_uploaded_as_files(bundle, job):
+    assert bundle["root"]["sync"] == {"paths": ["databricks/notebooks", "databricks/pipelines"]}, (
+        "the package and the contract ship in the wheel"
+    )
     source = bundle["sources"][("jobs", JOB)].parent
     for task in job["tasks"]:
         path = (source / task["notebook_task"]["notebook_path"]).resolve()
@@ -281,7 +283,7 @@ def test_bundle_files_parse_and_define_the_job_and_dashboard(bundle):
     assert set(bundle["resources"]["jobs"]) == {JOB, "clickstream_retention"}
     assert set(bundle["resources"]["dashboards"]) == {DASHBOARD}
     for path in bundle["files"][1:]:
-        assert path.parent.name == "resources" and path.name.endswith((".job.yml", ".dashboard.yml")), path
+        assert path.parent.name == "resources" and path.name.endswith((".job.yml", ".dashboard.yml", ".pipeline.yml")), path
 
 
 def test_tasks_run_the_notebooks_in_order_each_after_the_one_before(job, tasks):

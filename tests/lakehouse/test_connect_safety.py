@@ -15,6 +15,7 @@ from support import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "lakehouse"
 NOTEBOOKS = REPO_ROOT / "databricks" / "notebooks"
+PIPELINES = REPO_ROOT / "databricks" / "pipelines"
 CALLS = {"persist", "cache", "unpersist", "localCheckpoint", "checkpoint"}
 ATTRIBUTES = {"_jdf", "_jvm", "_jsc", "_jsparkSession", "sparkContext", "rdd"}
 MODULES = {"py4j", "pyspark.rdd", "pyspark.context"}
@@ -41,7 +42,7 @@ def refusals(source: str, filename: str = "<source>") -> list[str]:
 
 
 def _sources() -> list[Path]:
-    return sorted(SHIPPED.rglob("*.py")) + sorted(NOTEBOOKS.glob("*.py"))
+    return sorted(SHIPPED.rglob("*.py")) + sorted(NOTEBOOKS.glob("*.py")) + sorted(PIPELINES.rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
