@@ -48,7 +48,9 @@ def parsed(lines: DataFrame, settings: PipelineSettings) -> DataFrame:
 
     The same reader and columns as the notebooks' :func:`lakehouse.transforms.silver.parse`, applied as a
     column (:func:`contract_reading`) rather than with ``mapInArrow``: a Spark Connect client asks Spark for a
-    frame's columns before ``mapInArrow``, and a pipeline's query function may not ask.
+    frame's columns before ``mapInArrow``, and a pipeline's query function may not ask. Built with ``select``
+    only: Spark Connect (4.2) analyses ``withColumn`` as it is planned, which binds a pipeline's flow to its
+    input table as the metastore holds it, and the pipeline then no longer runs it after that input's flow.
     """
     reading = contract_reading(settings.hmac_key.encode())
     read = lines.select("*", reading(F.col("value"), F.col("_source_file")).alias("_contract")).select(
@@ -58,11 +60,12 @@ def parsed(lines: DataFrame, settings: PipelineSettings) -> DataFrame:
         F.col(_VIOLATION_PARTS[0]).isNotNull(),
         F.struct(*[F.col(part).alias(name) for part, name in zip(_VIOLATION_PARTS, _VIOLATION_FIELDS, strict=True)]),
     )
+    late = silver_t.lateness_violation(
+        max_lateness_hours=settings.max_lateness_hours, future_tolerance_minutes=settings.future_tolerance_minutes
+    )
     contract_columns = [f.name for f in validation.output_fields()[1:]]
-    return silver_t.apply_lateness_rules(
-        read.select(*catalog.BRONZE_EVENTS.column_names, violation.alias(silver_t.VIOLATION), *contract_columns),
-        max_lateness_hours=settings.max_lateness_hours,
-        future_tolerance_minutes=settings.future_tolerance_minutes,
+    return read.select(
+        *catalog.BRONZE_EVENTS.column_names, F.coalesce(violation, late).alias(silver_t.VIOLATION), *contract_columns
     )
 
 
@@ -110,10 +113,9 @@ def silver_events(first_arrivals: DataFrame) -> DataFrame:
     ``is_late`` is false: Silver holds no event that arrived behind its watermark (an arrival the watermark
     dropped is in ``silver_duplicates`` as ``late_dropped``).
     """
-    return (
-        first_arrivals.withColumn("is_late", F.lit(False))
-        .withColumn("_processed_at", F.current_timestamp())
-        .select(*catalog.SILVER_EVENTS.column_names)
+    computed = {"is_late": F.lit(False), "_processed_at": F.current_timestamp()}
+    return first_arrivals.select(
+        *[computed[name].alias(name) if name in computed else F.col(name) for name in catalog.SILVER_EVENTS.column_names]
     )
 
 
@@ -121,8 +123,11 @@ def duplicates(arrivals_rows: DataFrame, silver: DataFrame) -> DataFrame:
     """The arrivals Silver does not hold, each with its kind: the same payload as the arrival Silver kept
     (``duplicate``), another payload (``conflicting_duplicate``), or no arrival of that event_id kept
     (``late_dropped``: the watermark dropped the first arrival)."""
-    kept = silver.select(
-        "event_id", F.col("payload_hash").alias("_kept_hash"), F.col("_record_id").alias("kept_record_id")
+    # The arrival Silver holds for each event_id: its earliest, should Silver hold two (a conflicting duplicate
+    # that came after the watermark had forgotten the id).
+    first_kept = F.min_by(F.struct("payload_hash", "_record_id"), "ingest_time")
+    kept = silver.groupBy("event_id").agg(first_kept.alias("_kept")).select(
+        "event_id", F.col("_kept.payload_hash").alias("_kept_hash"), F.col("_kept._record_id").alias("kept_record_id")
     )
     not_kept = arrivals_rows.join(silver.select("_record_id"), "_record_id", "left_anti")
     kind = (
@@ -130,8 +135,9 @@ def duplicates(arrivals_rows: DataFrame, silver: DataFrame) -> DataFrame:
         .when(F.col("payload_hash") == F.col("_kept_hash"), F.lit(datasets.DUPLICATE))
         .otherwise(F.lit(datasets.CONFLICTING_DUPLICATE))
     )
-    return not_kept.join(kept, "event_id", "left").withColumn("kind", kind).select(
-        *datasets.SILVER_DUPLICATES.column_names
+    joined = not_kept.join(kept, "event_id", "left")
+    return joined.select(
+        *[kind.alias(name) if name == "kind" else F.col(name) for name in datasets.SILVER_DUPLICATES.column_names]
     )
 
 

@@ -39,9 +39,13 @@ def daily_kpis(silver: DataFrame) -> DataFrame:
         *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
         F.countDistinct(F.when(F.col("action") == "purchase", F.col("session_id"))).alias("converted_sessions"),
     )
-    return kpis.withColumn(
-        "conversion_rate",
-        F.when(F.col("sessions") > 0, F.col("converted_sessions") / F.col("sessions")).otherwise(F.lit(0.0)),
+    # select, not withColumn: Spark Connect (4.2) analyses a withColumn as it is planned, which in a
+    # declarative pipeline binds the frame to the table as it stands, not to the pipeline's dataset.
+    return kpis.select(
+        "*",
+        F.when(F.col("sessions") > 0, F.col("converted_sessions") / F.col("sessions"))
+        .otherwise(F.lit(0.0))
+        .alias("conversion_rate"),
     )
 
 
@@ -50,10 +54,14 @@ def events_per_minute(silver: DataFrame) -> DataFrame:
     return (
         silver.groupBy(start.alias("window_start"), "action")
         .agg(F.count(F.lit(1)).alias("events"))
-        # The minute after 9999-12-31 23:59 is not a timestamp Python or Delta readers can hold.
-        .withColumn("window_end", F.least(F.col("window_start") + F.expr("INTERVAL 1 MINUTE"), F.lit(_LAST_INSTANT)))
-        .withColumn("event_date", F.to_date("window_start"))
-        .select("window_start", "window_end", "action", "events", "event_date")
+        .select(
+            "window_start",
+            # The minute after 9999-12-31 23:59 is not a timestamp Python or Delta readers can hold.
+            F.least(F.col("window_start") + F.expr("INTERVAL 1 MINUTE"), F.lit(_LAST_INSTANT)).alias("window_end"),
+            "action",
+            "events",
+            F.to_date("window_start").alias("event_date"),
+        )
     )
 
 

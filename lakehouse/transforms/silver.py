@@ -28,10 +28,16 @@ def parse(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:
 
 def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future_tolerance_minutes: float) -> DataFrame:
     """Quarantine contract-valid events whose lateness, measured within the event, is out of bounds."""
+    rule = lateness_violation(max_lateness_hours=max_lateness_hours, future_tolerance_minutes=future_tolerance_minutes)
+    return parsed.withColumn(VIOLATION, F.coalesce(F.col(VIOLATION), rule))
+
+
+def lateness_violation(*, max_lateness_hours: float, future_tolerance_minutes: float) -> F.Column:
+    """The lateness rules' ``_violation`` for an event (null when its lateness is within bounds)."""
     lateness_s = F.col("ingest_time").cast("double") - F.col("event_time").cast("double")
     future = lateness_s < F.lit(-60.0 * future_tolerance_minutes)
     too_late = lateness_s > F.lit(3600.0 * max_lateness_hours)
-    rule = (
+    return (
         F.when(
             future,
             _violation(
@@ -53,7 +59,6 @@ def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future
             ),
         )
     )
-    return parsed.withColumn(VIOLATION, F.coalesce(F.col(VIOLATION), rule))
 
 
 def _violation(reason: str, field: str, message) -> F.Column:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bundle_config import job_parameters as resolved_job_parameters
 from support import REPO_ROOT
 
 from lakehouse import catalog
+from lakehouse.declarative import datasets
 from lakehouse.declarative.settings import PipelineSettings, key
 from lakehouse_local.declarative import DEFINITIONS, LocalPipeline, settings_for
 
@@ -138,3 +140,26 @@ def test_the_definitions_import_nothing_local(pipeline_file):
                 imported.add(node.module.split(".")[0])
         assert imported <= {"pyspark", "lakehouse"}, (path.name, imported)
         assert not imported & local_only
+
+
+def test_the_setup_sql_creates_the_schema_and_grants_analysts_the_gold_views_only(bundle):
+    text = (REPO_ROOT / "databricks" / "setup" / "declarative_schema.sql").read_text()
+    assert "CREATE SCHEMA IF NOT EXISTS `${catalog}`.`${schema}`" in text
+    analysts = re.findall(r"GRANT SELECT ON TABLE `\$\{catalog\}`\.`\$\{schema\}`\.(\w+) TO `clickstream_analysts`", text)
+    assert sorted(analysts) == sorted(datasets.NAMES[name] for name in datasets.GOLD)
+    assert not re.search(r"^GRANT SELECT ON SCHEMA .* `clickstream_analysts`", text, re.MULTILINE), (
+        "the schema holds raw lines: analysts get the Gold views, not the schema"
+    )
+
+
+def test_the_readme_deploys_runs_and_sets_up_the_pipeline_it_defines(pipeline):
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index("### Deploy and run it on Databricks")
+    section = text[start:text.index("\n## ", start)]
+    commands = [line for block in re.findall(r"```bash\n(.*?)```", section, re.S) for line in block.splitlines()]
+    assert f"databricks bundle run -t dev {PIPELINE}" in commands
+    (render,) = [c for c in commands if c.startswith("sed ") and "declarative_schema.sql" in c]
+    sql = (REPO_ROOT / "databricks" / "setup" / "declarative_schema.sql").read_text()
+    statements = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    placeholders = set(re.findall(r"\$\{(\w+)\}", statements))
+    assert set(re.findall(r"s/\\\$\{(\w+)\}/", render)) == placeholders == {"catalog", "schema"}

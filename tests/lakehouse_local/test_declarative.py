@@ -1,0 +1,98 @@
+"""The local runner of the declarative edition: its spec, its two steps, what the Connect server starts with,
+and the pieces that let spark-pipelines reach the local ``cloudFiles`` source."""
+
+from __future__ import annotations
+
+import pkgutil
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from pyspark.sql.datasource import DataSource
+
+from lakehouse.declarative import datasets
+from lakehouse.declarative.settings import key
+from lakehouse_local.declarative import DEDUP_DEFINITIONS, DEFINITIONS, PROGRESS, LocalPipeline, settings_for
+from lakehouse_local.sources.cloudfiles import CloudFilesOptions
+from lakehouse_local.sources.cloudfiles.source import STATE_ROOT_ENV, CloudFilesDataSource, default_schema_location
+
+
+def test_the_spec_names_each_definitions_file_in_order_with_the_configuration(tmp_path):
+    local = LocalPipeline(tmp_path / "run")
+    files = sorted(DEFINITIONS.glob("*.py"))
+    spec = local.spec(settings_for("s3://bucket/landing", max_table_files_per_trigger=1), files)
+    includes = [library["glob"]["include"] for library in spec["libraries"]]
+    assert [(local.folder / include).resolve() for include in includes] == files
+    assert spec["storage"] == (tmp_path / "run" / "storage").as_uri()
+    assert spec["configuration"][key("landing_path")] == "s3://bucket/landing"
+    assert spec["configuration"][key("max_table_files_per_trigger")] == "1"
+    assert spec["configuration"]["spark.sql.shuffle.partitions"] == "2", "the local session's runtime settings"
+
+
+def test_an_update_runs_up_to_the_deduplicated_table_then_everything_refreshing_what_follows(tmp_path):
+    (first, everything_before), (files, refreshed) = LocalPipeline(tmp_path).steps()
+    assert everything_before == [], "the first step refreshes all it registers"
+    assert [p.name for p in first] == [p.name for p in files if p.name < DEDUP_DEFINITIONS]
+    assert files == sorted(DEFINITIONS.glob("*.py"))
+    assert refreshed[0] == "silver_events" and "daily_kpis" in refreshed
+    assert not {"bronze_landed", "silver_arrivals", "silver_quarantine"} & set(refreshed)
+    command = LocalPipeline(tmp_path).command(refreshed)
+    assert command[-2:] == ["--refresh", ",".join(refreshed)]
+    assert "--refresh" not in LocalPipeline(tmp_path).command([])
+
+
+def test_the_connect_server_gets_few_settings_so_pyspark_keeps_them_all(tmp_path):
+    conf = LocalPipeline(tmp_path).spark_conf()
+    # pyspark 4.2.0 keeps only the last group of ten of spark-submit's settings (six are its own).
+    assert len(conf) <= 4
+    assert conf["spark.sql.catalogImplementation"] == "hive", "a metastore that outlives the run"
+    assert conf["spark.sql.warehouse.dir"] == str((tmp_path / "spark-warehouse").resolve())
+
+
+def test_only_lines_that_end_something_are_echoed():
+    assert PROGRESS.match("2026-12-01 00:07:33: Flow spark_catalog.default.silver_quarantine has COMPLETED.")
+    assert PROGRESS.match("2026-12-01 00:07:35: Run is COMPLETED.")
+    assert PROGRESS.match("2026-12-01 00:07:35: Flow spark_catalog.default.x is FAILED.")
+    assert not PROGRESS.match("2026-12-01 00:07:33: Flow spark_catalog.default.silver_quarantine is RUNNING.")
+
+
+def test_the_warehouse_reader_finds_tables_by_either_name(spark, tmp_path):
+    from lakehouse_local.declarative import WarehouseTables
+
+    tables = WarehouseTables(spark, tmp_path)
+    assert tables.path("gold.daily_kpis") == tmp_path / "daily_kpis"
+    assert tables.path("silver.events") == tables.path("silver_events") == tmp_path / "silver_events"
+    assert set(datasets.NAMES) >= {"bronze.landed", "silver.quarantine", "silver.duplicates"}
+
+
+# -- cloudFiles in a declarative pipeline ----------------------------------------------------------------
+
+
+def test_spark_finds_the_cloudfiles_source_package_as_it_looks_for_them():
+    # What Spark runs when it starts (pyspark.sql.worker.lookup_data_sources): every pyspark_* module's DefaultSource.
+    found = {}
+    for info in pkgutil.iter_modules():
+        if info.name.startswith("pyspark_"):
+            module = import_module(info.name)
+            if issubclass(getattr(module, "DefaultSource", object), DataSource):
+                found[module.DefaultSource.name()] = module.DefaultSource
+    assert found.get("cloudFiles") is CloudFilesDataSource
+
+
+def _options(path: str, **extra) -> CloudFilesOptions:
+    return CloudFilesDataSource({"path": path, "cloudFiles.format": "binaryFile", **extra}).cloud_files
+
+
+def test_a_stream_that_names_no_schema_location_keeps_its_discovery_log_under_the_state_root(tmp_path, monkeypatch):
+    monkeypatch.setenv(STATE_ROOT_ENV, str(tmp_path))
+    location = default_schema_location(_options("s3://bucket/landing"))
+    assert Path(location.removeprefix("file://")).parent == tmp_path
+    # The same files read: the same log, whatever the batch size; other files: another log.
+    assert default_schema_location(_options("s3://bucket/landing", **{"cloudFiles.maxFilesPerTrigger": "3"})) == location
+    assert default_schema_location(_options("s3://bucket/other")) != location
+
+
+def test_without_a_state_root_a_stream_must_name_its_schema_location(monkeypatch):
+    monkeypatch.delenv(STATE_ROOT_ENV, raising=False)
+    with pytest.raises(ValueError, match=rf"cloudFiles\.schemaLocation.*\${STATE_ROOT_ENV}"):
+        default_schema_location(_options("s3://bucket/landing"))
