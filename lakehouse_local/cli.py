@@ -462,7 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     sdp.add_argument("--folder", default=".lakehouse/sdp", help="the pipeline's spec, storage, metastore and tables")
     sdp.add_argument("--events", type=int, default=100_000)
     sdp.add_argument("--seed", type=int, default=42)
-    sdp.add_argument("--max-files-per-trigger", type=int, default=20, help="landed files per Bronze micro-batch")
+    sdp.add_argument(
+        "--max-files-per-trigger", type=int, default=10,
+        help="landed files per Bronze micro-batch (10 of the demo's: one Bronze file, its lines in landing order)",
+    )
     sdp.add_argument(
         "--max-table-files-per-trigger", type=int, default=1,
         help="Bronze (and arrivals) files per Silver micro-batch: one keeps arrivals in landing order",
