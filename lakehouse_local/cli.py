@@ -279,7 +279,7 @@ def cmd_sdp(args: argparse.Namespace) -> int:
             manifest = _produce_demo(s3, folder, args)
             args.landing = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}"
         pipeline = LocalPipeline(folder / "pipeline")
-        print(f"declarative pipeline (spark-pipelines run --spec {pipeline.spec_path}): {args.landing}")
+        print(f"declarative pipeline (spark-pipelines, steps in {pipeline.plan_path}): {args.landing}")
         settings = settings_for(
             args.landing,
             max_files_per_trigger=args.max_files_per_trigger,

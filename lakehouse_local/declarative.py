@@ -1,11 +1,13 @@
 """The declarative edition on a laptop: ``spark-pipelines run`` over ``databricks/pipelines/clickstream``.
 
-:class:`LocalPipeline` owns one folder: the pipeline spec it writes (``spark-pipeline.yml``: the definitions,
-the configuration the bundle passes on Databricks, the storage for checkpoints), the Hive metastore (a local
+:class:`LocalPipeline` owns one folder: the pipeline specs it writes (``spark-pipeline-step<n>.yml``, one per
+step of an update: the definitions, the configuration the bundle passes on Databricks, the storage for
+checkpoints) and the update's plan (``update.json``), the Hive metastore (a local
 Derby database, so a second run finds the first run's tables and continues incrementally), the
 ``spark-warehouse`` where tables land as parquet, and the state of the local ``cloudFiles`` source.
 
-``spark-pipelines`` starts a Spark Connect server of its own (a JVM and Python workers), which registers the
+``spark-pipelines``' launcher runs an update's steps in one process (:mod:`lakehouse_local.declarative_update`);
+it starts a Spark Connect server of its own (a JVM and Python workers), which registers the
 local ``cloudFiles`` source from the ``pyspark_cloudfiles`` package on ``PYTHONPATH``; the S3 endpoint
 reaches it as it reaches the notebooks, through ``AWS_ENDPOINT_URL`` in the environment it starts with.
 :class:`WarehouseTables` then reads the tables by name, as the notebooks' table layer does.
@@ -13,20 +15,22 @@ reaches it as it reaches the notebooks, through ``AWS_ENDPOINT_URL`` in the envi
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyspark
 import yaml
 
 from lakehouse import catalog, privacy
 from lakehouse.declarative import datasets
 from lakehouse.declarative.settings import PipelineSettings
+from lakehouse_local import declarative_update
 from lakehouse_local.session import REPO_ROOT, session_conf
 from lakehouse_local.sources.cloudfiles.source import STATE_ROOT_ENV
 
@@ -67,8 +71,13 @@ class LocalPipeline:
     folder: Path
 
     @property
-    def spec_path(self) -> Path:
-        return self.folder / "spark-pipeline.yml"
+    def plan_path(self) -> Path:
+        """The update's steps, in order: each a spec file and the datasets it refreshes."""
+        return self.folder / "update.json"
+
+    def step_spec_path(self, step: int) -> Path:
+        """The pipeline spec of one step of an update (``spark-pipelines run --spec`` takes it as it is)."""
+        return self.folder / f"spark-pipeline-step{step}.yml"
 
     @property
     def warehouse(self) -> Path:
@@ -117,14 +126,15 @@ class LocalPipeline:
             "spark.ui.showConsoleProgress": "false",
         }
 
-    def command(self, refresh: list[str]) -> list[str]:
-        """``spark-pipelines [--conf k=v ...] run --spec <spec> [--refresh <datasets>]``."""
-        launcher = Path(sys.executable).parent / "spark-pipelines"
-        command = [str(launcher if launcher.exists() else shutil.which("spark-pipelines") or launcher)]
+    def command(self) -> list[str]:
+        """What ``spark-pipelines`` runs, with :mod:`lakehouse_local.declarative_update` in place of pyspark's
+        command line: ``spark-class SparkPipelines <declarative_update.py> [--conf k=v ...] <plan>``."""
+        spark_home = Path(pyspark.__file__).parent
+        command = [str(spark_home / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
+                   declarative_update.__file__]
         for name, value in self.spark_conf().items():
             command += ["--conf", f"{name}={value}"]
-        command += ["run", "--spec", str(self.spec_path.resolve())]
-        return command + (["--refresh", ",".join(refresh)] if refresh else [])
+        return [*command, str(self.plan_path.resolve())]
 
     def environment(self) -> dict[str, str]:
         """What the Connect server and its Python workers start with: this Python, the repository on the path
@@ -147,18 +157,22 @@ class LocalPipeline:
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        for definitions, refresh in self.steps():
-            self.spec_path.write_text(yaml.safe_dump(self.spec(settings, definitions), sort_keys=False))
-            output = self._spark_pipelines(refresh, echo=echo, timeout_s=timeout_s)
-            if output is not None:
-                raise RuntimeError(f"spark-pipelines failed (spec {self.spec_path}):\n{output[-6000:]}")
+        plan = []
+        for step, (definitions, refresh) in enumerate(self.steps(), start=1):
+            spec = self.step_spec_path(step)
+            spec.write_text(yaml.safe_dump(self.spec(settings, definitions), sort_keys=False))
+            plan.append({"spec": str(spec.resolve()), "refresh": refresh})
+        self.plan_path.write_text(json.dumps(plan, indent=2))
+        output = self._spark_pipelines(echo=echo, timeout_s=timeout_s)
+        if output is not None:
+            raise RuntimeError(f"spark-pipelines failed (plan {self.plan_path}):\n{output[-6000:]}")
         return time.time() - started
 
-    def _spark_pipelines(self, refresh: list[str], *, echo: bool, timeout_s: float) -> str | None:
-        """Run ``spark-pipelines`` once; None when it succeeds, else its output. ``echo`` prints its progress
+    def _spark_pipelines(self, *, echo: bool, timeout_s: float) -> str | None:
+        """Run the update's steps in one ``spark-pipelines`` process; None when it succeeds, else its output. ``echo`` prints its progress
         lines (the ones it stamps with a time: each flow's state) as they come."""
         process = subprocess.Popen(
-            self.command(refresh), cwd=self.folder, env=self.environment(), text=True,
+            self.command(), cwd=self.folder, env=self.environment(), text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + timeout_s

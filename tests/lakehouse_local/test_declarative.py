@@ -12,6 +12,7 @@ from pyspark.sql.datasource import DataSource
 
 from lakehouse.declarative import datasets
 from lakehouse.declarative.settings import key
+from lakehouse_local import declarative_update
 from lakehouse_local.declarative import DEDUP_DEFINITIONS, DEFINITIONS, PROGRESS, LocalPipeline, settings_for
 from lakehouse_local.sources.cloudfiles import CloudFilesOptions
 from lakehouse_local.sources.cloudfiles.source import STATE_ROOT_ENV, CloudFilesDataSource, default_schema_location
@@ -36,9 +37,13 @@ def test_an_update_runs_up_to_the_deduplicated_table_then_everything_refreshing_
     assert files == sorted(DEFINITIONS.glob("*.py"))
     assert refreshed[0] == "silver_events" and "daily_kpis" in refreshed
     assert not {"bronze_landed", "silver_arrivals", "silver_quarantine"} & set(refreshed)
-    command = LocalPipeline(tmp_path).command(refreshed)
-    assert command[-2:] == ["--refresh", ",".join(refreshed)]
-    assert "--refresh" not in LocalPipeline(tmp_path).command([])
+
+
+def test_an_update_runs_its_steps_in_one_spark_pipelines_process(tmp_path):
+    command = LocalPipeline(tmp_path).command()
+    assert command[1:3] == ["org.apache.spark.deploy.SparkPipelines", declarative_update.__file__]
+    assert Path(command[0]).name == "spark-class" and Path(command[0]).exists()
+    assert command[-1] == str((tmp_path / "update.json").resolve()), "the plan: each step's spec and refresh"
 
 
 def test_the_connect_server_gets_few_settings_so_pyspark_keeps_them_all(tmp_path):
