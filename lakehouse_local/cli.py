@@ -289,6 +289,7 @@ def cmd_sdp(args: argparse.Namespace) -> int:
         print(f"pipeline update: {seconds:.0f} s")
         tables = WarehouseTables(spark_future.result(), pipeline.warehouse)
         print_gold_summary(tables)
+        print_model_summary(tables)
         c = declarative_reconcile.conservation(tables)
         checks = None
         if manifest is not None:

@@ -13,7 +13,7 @@ CREATE SCHEMA IF NOT EXISTS `${catalog}`.`${schema}`
 -- Engineers: the pipeline runs as one of them (dev: the deploying user; prod: the service principal).
 GRANT USE SCHEMA, SELECT, MODIFY, CREATE TABLE, CREATE MATERIALIZED VIEW ON SCHEMA `${catalog}`.`${schema}` TO `clickstream_engineers`;
 
--- Analysts: the Gold views only. The schema also holds the raw lines (bronze_landed, silver_quarantine),
+-- Analysts: the Gold views only (the metrics and the analytical model). The schema also holds the raw lines (bronze_landed, silver_quarantine),
 -- so the grant is per view; they exist after the pipeline's first update. Run these then:
 GRANT USE SCHEMA ON SCHEMA `${catalog}`.`${schema}` TO `clickstream_analysts`;
 -- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.daily_kpis TO `clickstream_analysts`;
@@ -21,3 +21,9 @@ GRANT USE SCHEMA ON SCHEMA `${catalog}`.`${schema}` TO `clickstream_analysts`;
 -- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.funnel_daily TO `clickstream_analysts`;
 -- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.traffic_daily TO `clickstream_analysts`;
 -- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.top_pages_daily TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.fact_events TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.dim_user TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.dim_page TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.dim_date TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.sessions TO `clickstream_analysts`;
+-- GRANT SELECT ON TABLE `${catalog}`.`${schema}`.customer_features TO `clickstream_analysts`;

@@ -77,11 +77,14 @@ def dataset_name(spec: TableSpec) -> str:
 
 
 def gold_columns(spec: TableSpec) -> tuple[Column, ...]:
-    """A Gold table's contract columns (the notebooks' ``_batch_id`` is theirs, not the contract's)."""
+    """A Gold table's contract columns (the notebooks' ``_batch_id`` and partition helpers are theirs, not the
+    contract's)."""
     return tuple(c for c in spec.columns if c.name in spec.public_columns)
 
 
 GOLD = {spec.name: TableSpec(spec.name, spec.comment, gold_columns(spec), keys=spec.keys) for spec in catalog.GOLD_TABLES}
+# The analytical model's tables, with their public columns (the notebooks' bookkeeping columns are theirs).
+MODEL = {spec.name: TableSpec(spec.name, spec.comment, gold_columns(spec), keys=spec.keys) for spec in catalog.MODEL_TABLES}
 
 # What each dataset of the pipeline is, in dependency order.
 DATASETS = (
@@ -92,5 +95,6 @@ DATASETS = (
     catalog.SILVER_EVENTS,
     SILVER_DUPLICATES,
     *GOLD.values(),
+    *MODEL.values(),
 )
 NAMES = {spec.name: dataset_name(spec) for spec in DATASETS}

@@ -18,7 +18,10 @@ from lakehouse.declarative import datasets
 from lakehouse.declarative.settings import PipelineSettings
 from lakehouse.transforms import bronze as bronze_t
 from lakehouse.transforms import gold as gold_t
+from lakehouse.transforms import model as model_t
+from lakehouse.transforms import sessions as sessions_t
 from lakehouse.transforms import silver as silver_t
+from lakehouse.transforms import users as users_t
 from lakehouse.transforms import validation
 
 # -- Bronze ---------------------------------------------------------------------------------------
@@ -148,3 +151,21 @@ def gold(name: str, silver: DataFrame) -> DataFrame:
     """Gold table ``name`` (``gold.daily_kpis``, ...) from all of Silver, in its contract's columns and types."""
     metrics = gold_t.GOLD_METRICS[name](silver)
     return metrics.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in datasets.GOLD[name].columns])
+
+
+def model(name: str, silver: DataFrame) -> DataFrame:
+    """Gold model table ``name`` (``gold.fact_events``, ...) from all of Silver, in its public columns and types.
+
+    The notebooks' transforms, given all of Silver as one batch and no stored rows: each folds a batch into the
+    rows a table holds, and from nothing that is the table itself.
+    """
+    tables = {
+        "gold.fact_events": lambda: model_t.fact_events(silver),
+        "gold.dim_date": lambda: model_t.calendar_of(silver.select(F.year("event_date").alias("year")).distinct()),
+        "gold.dim_page": lambda: model_t.page_rows(silver),
+        "gold.sessions": lambda: sessions_t.updated_sessions(sessions_t.session_partials(silver), None, 0),
+        "gold.dim_user": lambda: users_t.user_versions(silver.select("user_id", "event_time", "event_id", *users_t.TRACKED)),
+        "gold.customer_features": lambda: users_t.customer_features(silver.select(*users_t.HISTORY_COLUMNS)),
+    }
+    rows = tables[name]()
+    return rows.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in datasets.MODEL[name].columns])

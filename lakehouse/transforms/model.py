@@ -52,13 +52,17 @@ def fact_events(silver: DataFrame) -> DataFrame:
     return silver.select(*FACT_COLUMNS, date_key(F.col("event_date")).alias("date_key"))
 
 
-def page_rows(silver: DataFrame, existing: DataFrame) -> DataFrame:
+def page_rows(silver: DataFrame, existing: DataFrame | None = None) -> DataFrame:
     """The gold.dim_page rows that a batch creates or changes (first or last seen moves).
 
-    ``existing``: the table's rows for the batch's pages (``page``, ``first_seen``, ``last_seen``). First and
-    last seen are a minimum and a maximum, so adding a batch twice gives the same rows.
+    ``existing``: the table's rows for the batch's pages (``page``, ``first_seen``, ``last_seen``); None builds
+    the table from scratch. First and last seen are a minimum and a maximum, so adding a batch twice gives the
+    same rows.
     """
     seen = silver.groupBy("page").agg(F.min("event_time").alias("first"), F.max("event_time").alias("last"))
+    if existing is None:
+        return seen.select("page", page_type(F.col("page")).alias("page_type"), F.col("first").alias("first_seen"),
+                           F.col("last").alias("last_seen"))
     old = existing.select("page", F.col("first_seen").alias("old_first"), F.col("last_seen").alias("old_last"))
     merged = seen.join(old, "page", "left")
     changed = F.col("old_first").isNull() | (F.col("first") < F.col("old_first")) | (F.col("last") > F.col("old_last"))
@@ -72,7 +76,12 @@ def page_rows(silver: DataFrame, existing: DataFrame) -> DataFrame:
 
 def calendar(spark: SparkSession, years: list[int]) -> DataFrame:
     """gold.dim_date rows: every day of each of ``years``."""
-    span = spark.createDataFrame([(y,) for y in years], "year int").select(
+    return calendar_of(spark.createDataFrame([(y,) for y in years], "year int"))
+
+
+def calendar_of(years: DataFrame) -> DataFrame:
+    """gold.dim_date rows: every day of each year in ``years`` (a frame with one ``year`` column, no repeats)."""
+    span = years.select(
         F.explode(F.sequence(F.make_date("year", F.lit(1), F.lit(1)), F.make_date("year", F.lit(12), F.lit(31))))
         .alias("date")
     )

@@ -26,7 +26,7 @@ def _entry(time: str, event_id: str, *fields: str) -> Column:
 
 def session_partials(silver: DataFrame) -> DataFrame:
     """What a batch of events adds to each session it touches (one row per ``session_id``)."""
-    events = silver.withColumn("entry_page", F.col("page"))
+    events = silver.select("*", F.col("page").alias("entry_page"))
     return events.groupBy("session_id").agg(
         F.min(_entry("event_time", "event_id", *ENTRY_FIELDS)).alias("entry"),
         F.max(_entry("event_time", "event_id", "page")).alias("exit"),
@@ -35,18 +35,22 @@ def session_partials(silver: DataFrame) -> DataFrame:
     )
 
 
-def updated_sessions(partials: DataFrame, existing: DataFrame, batch_id: int) -> DataFrame:
+def updated_sessions(partials: DataFrame, existing: DataFrame | None, batch_id: int) -> DataFrame:
     """The gold.sessions rows after folding ``partials`` (:func:`session_partials`) into ``existing``.
 
-    ``existing``: the table's rows for those sessions. A stored row that already carries ``batch_id`` has
-    this batch in it (a replay): it is left out, so nothing is added twice.
+    ``existing``: the table's rows for those sessions (None builds the table from scratch). A stored row that
+    already carries ``batch_id`` has this batch in it (a replay): it is left out, so nothing is added twice.
     """
+    columns = ("events", *ACTION_COUNTS.values())
+    if existing is None:
+        folded = partials.select("session_id", "entry", "exit", *[F.col(c).cast("bigint").alias(c) for c in columns])
+        return _session_rows(folded, batch_id)
     stored = existing.select(
         "session_id",
         _entry("session_start", "_entry_event_id", *ENTRY_FIELDS).alias("old_entry"),
         F.struct(F.col("session_end").alias("time"), F.col("_exit_event_id").alias("id"),
                  F.col("exit_page").alias("page")).alias("old_exit"),
-        *[F.col(c).alias(f"old_{c}") for c in ("events", *ACTION_COUNTS.values())],
+        *[F.col(c).alias(f"old_{c}") for c in columns],
         F.col("_batch_id").alias("old_batch"),
     )
     joined = partials.join(stored, "session_id", "left").filter(
@@ -55,8 +59,13 @@ def updated_sessions(partials: DataFrame, existing: DataFrame, batch_id: int) ->
     new = F.col("old_entry").isNull()
     entry = F.when(new, F.col("entry")).otherwise(F.least("entry", "old_entry"))
     exit_ = F.when(new, F.col("exit")).otherwise(F.greatest("exit", "old_exit"))
-    counts = {c: (F.col(c) + F.coalesce(F.col(f"old_{c}"), F.lit(0))).cast("bigint") for c in ("events", *ACTION_COUNTS.values())}
+    counts = {c: (F.col(c) + F.coalesce(F.col(f"old_{c}"), F.lit(0))).cast("bigint") for c in columns}
     folded = joined.select("session_id", entry.alias("entry"), exit_.alias("exit"), *[v.alias(c) for c, v in counts.items()])
+    return _session_rows(folded, batch_id)
+
+
+def _session_rows(folded: DataFrame, batch_id: int) -> DataFrame:
+    """gold.sessions rows from each session's entry and exit events and its counts."""
     start, end = F.col("entry.time"), F.col("exit.time")
     return folded.select(
         "session_id",
@@ -65,7 +74,8 @@ def updated_sessions(partials: DataFrame, existing: DataFrame, batch_id: int) ->
         end.alias("session_end"),
         F.to_date(start).alias("session_date"),
         ((F.unix_micros(end) - F.unix_micros(start)) / 1_000_000).alias("duration_s"),
-        *counts,
+        "events",
+        *ACTION_COUNTS.values(),
         F.col("entry.entry_page").alias("entry_page"),
         F.col("exit.page").alias("exit_page"),
         (F.col("purchases") > 0).alias("converted"),

@@ -44,11 +44,11 @@ def user_versions(timeline: DataFrame) -> DataFrame:
     # One shuffle: every window below is per user, or per user and instant.
     by_user = timeline.repartition("user_id")
     latest_first = Window.partitionBy("user_id", "event_time").orderBy(F.desc("event_id"))
-    points = by_user.withColumn("_n", F.row_number().over(latest_first)).filter("_n = 1")
+    points = by_user.select("*", F.row_number().over(latest_first).alias("_n")).filter("_n = 1")
     in_time = Window.partitionBy("user_id").orderBy("event_time")
     unchanged = reduce(and_, [F.col(c).eqNullSafe(F.lag(c).over(in_time)) for c in TRACKED])
     first = F.lag("event_time").over(in_time).isNull()
-    starts = points.withColumn("_starts", first | ~unchanged).filter("_starts")
+    starts = points.select("*", (first | ~unchanged).alias("_starts")).filter("_starts")
     valid_to = F.lead("event_time").over(in_time)
     versions = starts.select("user_id", *TRACKED, F.col("event_time").alias("valid_from"), valid_to.alias("valid_to"))
     return versions.select(
@@ -92,20 +92,21 @@ def _days_before(time: Column, days: int) -> Column:
     return time - F.make_dt_interval(F.lit(days))
 
 
-def customer_features(history: DataFrame, stored: DataFrame) -> DataFrame:
+def customer_features(history: DataFrame, stored: DataFrame | None = None) -> DataFrame:
     """gold.customer_features rows for the users of ``history``, as of each one's latest event.
 
     ``history``: the users' events from at least 30 days before their latest one (:data:`HISTORY_COLUMNS`);
     ``stored``: their rows in the table (``user_id``, ``first_seen``, ``last_purchase_at``), which carry what lies
-    further back. Minimum and maximum: adding a batch twice gives the same rows.
+    further back; None when ``history`` is all there is (the table from scratch). Minimum and maximum: adding a
+    batch twice gives the same rows.
     """
     # One shuffle (by user): the windows and both aggregations below keep to it.
     per_user = Window.partitionBy("user_id")
     purchase = F.col("action") == "purchase"
-    events = history.withColumn("last_seen", F.max("event_time").over(per_user))
+    events = history.select("*", F.max("event_time").over(per_user).alias("last_seen"))
     in_30 = F.col("event_time") > _days_before(F.col("last_seen"), FEATURE_WINDOW_DAYS)
-    events = events.withColumn("in_30", in_30).withColumn(
-        "device_events", F.count(F.when(in_30, F.lit(1))).over(Window.partitionBy("user_id", "device_type"))
+    events = events.select("*", in_30.alias("in_30")).select(
+        "*", F.count(F.when(in_30, F.lit(1))).over(Window.partitionBy("user_id", "device_type")).alias("device_events")
     )
     # Per device seen in the window: most events first, then alphabetical; min() picks the favourite.
     device_rank = F.when(F.col("in_30") & F.col("device_type").isNotNull(),
@@ -140,8 +141,13 @@ def customer_features(history: DataFrame, stored: DataFrame) -> DataFrame:
         F.size(F.array_distinct(F.flatten(F.collect_list("pages")))).alias("distinct_pages_30d"),
         F.min("device").alias("device"),
     )
-    old = stored.select("user_id", F.col("first_seen").alias("old_first"), F.col("last_purchase_at").alias("old_purchase"))
-    rows = users.join(F.broadcast(old), "user_id", "left")
+    if stored is None:
+        rows = users.select("*", F.lit(None).cast("timestamp").alias("old_first"),
+                            F.lit(None).cast("timestamp").alias("old_purchase"))
+    else:
+        old = stored.select("user_id", F.col("first_seen").alias("old_first"),
+                            F.col("last_purchase_at").alias("old_purchase"))
+        rows = users.join(F.broadcast(old), "user_id", "left")
     last_purchase = F.greatest("last_purchase", "old_purchase")
     return rows.select(
         "user_id",

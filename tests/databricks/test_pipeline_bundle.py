@@ -146,7 +146,7 @@ def test_the_setup_sql_creates_the_schema_and_grants_analysts_the_gold_views_onl
     text = (REPO_ROOT / "databricks" / "setup" / "declarative_schema.sql").read_text()
     assert "CREATE SCHEMA IF NOT EXISTS `${catalog}`.`${schema}`" in text
     analysts = re.findall(r"GRANT SELECT ON TABLE `\$\{catalog\}`\.`\$\{schema\}`\.(\w+) TO `clickstream_analysts`", text)
-    assert sorted(analysts) == sorted(datasets.NAMES[name] for name in datasets.GOLD)
+    assert sorted(analysts) == sorted(datasets.NAMES[name] for name in {**datasets.GOLD, **datasets.MODEL})
     assert not re.search(r"^GRANT SELECT ON SCHEMA .* `clickstream_analysts`", text, re.MULTILINE), (
         "the schema holds raw lines: analysts get the Gold views, not the schema"
     )

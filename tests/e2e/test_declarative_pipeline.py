@@ -18,6 +18,7 @@ import os
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+import model_truth
 import pytest
 from e2e.test_pipeline import _rows, expected_gold, gold_snapshot
 from support import PREFIX, params
@@ -67,6 +68,7 @@ def scenario_files(truth: list[dict]) -> tuple[dict[str, list[dict]], dict]:
 def _snapshot(tables) -> SimpleNamespace:
     return SimpleNamespace(
         gold=gold_snapshot(tables),
+        model={name: model_truth.table_rows(tables, name) for name in model_truth.EXPECTED},
         conservation=declarative_reconcile.conservation(tables),
         by_reason=declarative_reconcile.quarantine_by_reason(tables),
         by_kind=declarative_reconcile.duplicates_by_kind(tables),
@@ -126,6 +128,14 @@ def test_every_gold_view_equals_the_notebooks_gold_table(declarative, e2e_lakeho
     notebooks = gold_snapshot(e2e_lakehouse)
     for spec in catalog.GOLD_TABLES:
         assert declarative.first.gold[spec.name] == notebooks[spec.name], spec.name
+
+
+def test_every_model_view_equals_the_independent_computation_and_the_notebooks_model(declarative, e2e_landing,
+                                                                                    e2e_lakehouse):
+    expected = model_truth.expected_model(e2e_landing["truth"])
+    for name in model_truth.EXPECTED:
+        assert declarative.first.model[name] == expected[name], name
+        assert declarative.first.model[name] == model_truth.table_rows(e2e_lakehouse, name), name
 
 
 def test_silver_holds_the_first_arrival_of_every_valid_event_as_the_notebooks_silver(declarative, e2e_lakehouse):

@@ -147,3 +147,16 @@ def test_gold_views_have_the_contracts_columns_and_types(spark, name):
     ]
     assert gold.count() > 0
     assert "_batch_id" not in gold.columns, "a column of the notebooks' incremental Gold, not of the contract"
+
+
+@pytest.mark.parametrize("name", sorted(datasets.MODEL))
+def test_model_views_have_the_model_tables_public_columns_and_types(spark, name):
+    parsed = flows.parsed(_bronze(spark, [_event(1), _event(2, action="purchase")]), SETTINGS)
+    silver = flows.silver_events(flows.arrivals(silver_t.valid_events(parsed)))
+    model = flows.model(name, silver)
+    spec = datasets.MODEL[name]
+    assert model.columns == [c.name for c in spec.columns] == catalog.spec(name).public_columns
+    assert [f.dataType.simpleString().upper() for f in model.schema] == [
+        {"INT": "INT", "BIGINT": "BIGINT"}.get(c.type, c.type) for c in spec.columns
+    ]
+    assert model.count() > 0
