@@ -165,6 +165,8 @@ def test_a_second_update_reads_only_the_new_files_and_changes_no_earlier_day(dec
     new_lines = sum(len(lines) for lines in declarative.files.values())
     assert declarative.second.conservation.landed_lines == declarative.first.conservation.landed_lines + new_lines
     assert declarative.second.conservation.holds and declarative.second.arrivals_hold
+    # The model's views ran after Silver in this update too: the fact table holds the new events.
+    assert len(declarative.second.model["gold.fact_events"]) == declarative.second.silver_rows
     days = {_day(row) for row in declarative.first.gold["gold.daily_kpis"]}
     for spec in catalog.GOLD_TABLES:
         assert _gold_rows(declarative.second.gold, spec.name, days) == declarative.first.gold[spec.name], spec.name
