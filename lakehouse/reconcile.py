@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from lakehouse.tables import Lakehouse
@@ -56,12 +57,7 @@ def conservation(lakehouse: Lakehouse) -> Conservation:
         F.coalesce(F.sum("late_dropped"), F.lit(0)).alias("late_dropped"),
     ).first()
     silver = lakehouse.read("silver.events")
-    files = lakehouse.read("bronze.files").agg(
-        F.count(F.lit(1)).alias("landed"),
-        F.count_if(F.col("error").isNull()).alias("read"),
-        F.count_if(F.col("error").isNotNull()).alias("quarantined"),
-        F.coalesce(F.sum(F.when(F.col("error").isNull(), F.col("lines"))), F.lit(0)).alias("lines"),
-    ).first()
+    files = file_counts(lakehouse.read("bronze.files"))
     return Conservation(
         landed_files=files["landed"],
         files_read=files["read"],
@@ -100,3 +96,13 @@ def manifest_checks(c: Conservation, found: dict[str, int], manifest: dict) -> l
     for reason, expected in sorted(counts["expected_quarantine"].items()):
         checks.append((f"quarantine: {reason}", expected, found.get(reason, 0)))
     return checks
+
+
+def file_counts(files: DataFrame) -> Row:
+    """``bronze.files`` in one row: files landed, read and quarantined, and the lines of the files read."""
+    return files.agg(
+        F.count(F.lit(1)).alias("landed"),
+        F.count_if(F.col("error").isNull()).alias("read"),
+        F.count_if(F.col("error").isNotNull()).alias("quarantined"),
+        F.coalesce(F.sum(F.when(F.col("error").isNull(), F.col("lines"))), F.lit(0)).alias("lines"),
+    ).first()

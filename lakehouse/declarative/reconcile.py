@@ -21,6 +21,7 @@ from typing import Protocol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse import reconcile
 from lakehouse.declarative import datasets
 from lakehouse.reconcile import Conservation
 
@@ -37,12 +38,7 @@ def duplicates_by_kind(tables: Tables) -> dict[str, int]:
 def conservation(tables: Tables) -> Conservation:
     """Read every term of the conservation law from the declarative edition's tables."""
     landed = tables.read("bronze.landed")
-    files = tables.read("bronze.files").agg(
-        F.count(F.lit(1)).alias("landed"),
-        F.count_if(F.col("error").isNull()).alias("read"),
-        F.count_if(F.col("error").isNotNull()).alias("quarantined"),
-        F.coalesce(F.sum(F.when(F.col("error").isNull(), F.col("lines"))), F.lit(0)).alias("lines"),
-    ).first()
+    files = reconcile.file_counts(tables.read("bronze.files"))
     kinds = duplicates_by_kind(tables)
     silver = tables.read("silver.events")
     return Conservation(
