@@ -47,7 +47,7 @@ def process(run: MicroBatch, batch: DataFrame) -> list:
         candidates = run.tables.reusable(gold_t.member_keys(rows))
         counted = run.tables.read_matching("ops.gold_keys", candidates, "key", columns=["key", "batch_id"], within_days=0)
         # New: not counted before, or counted by this very batch in an attempt that did not finish.
-        new_keys = (
+        new_keys = run.tables.reusable(
             candidates.join(counted, "key", "left")
             .filter(F.col("batch_id").isNull() | (F.col("batch_id") == run.batch_id))
             .withColumn("batch_id", F.lit(run.batch_id))
