@@ -34,6 +34,9 @@ WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
 SCHEMA_MODES: tuple[str | None, ...] = (None, *get_args(SchemaChange))
 WHEN_MATCHED: tuple[str, ...] = get_args(WhenMatched)
 SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Rows per Parquet row group of an appended file: a large micro-batch's file can then be read by several
+# tasks at once (the local ``delta`` source splits files by row group).
+ROW_GROUP_ROWS = 16_384
 
 
 class DeltaTableNotFoundError(FileNotFoundError):
@@ -149,6 +152,7 @@ def write(
             mode=mode,
             partition_by=(partition_by or None) if not exists or schema_mode == "overwrite" else None,
             schema_mode=schema_mode,
+            writer_properties=_writer_properties(),
             commit_properties=_commit_properties(app_id, version),
         )
         return True
@@ -439,6 +443,12 @@ def _check_app_transaction(location: str, app_id: str | None, version: int | Non
         )
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise ValueError(f"write to {location}: version must be a non-negative integer, got {version!r}")
+
+
+def _writer_properties():
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY")
 
 
 def _commit_properties(app_id: str | None, version: int | None):

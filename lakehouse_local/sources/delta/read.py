@@ -1,5 +1,9 @@
 """Reading a Delta table's data files: grouping them into Spark partitions, Parquet into Arrow, batch reads.
 
+Like Spark's own file sources, a read of fewer files than cores splits the large ones: a file of several
+Parquet row groups is read by as many tasks as there are cores, each taking a run of its row groups, so a
+micro-batch of one large file (a Bronze batch, say) still uses every core.
+
 Each file is read with pyarrow and returned as record batches of exactly the Spark schema's Arrow
 type: partition columns are restored from the log's partition values, columns the table gained after
 a file was written are null.
@@ -22,22 +26,31 @@ from lakehouse_local.sources.options import SourceOptions
 
 MAX_PARTITION_BYTES = 128 * 1024 * 1024
 MAX_FILES_PER_PARTITION = 256
+# A file smaller than this is read whole by one task, however few files a read has.
+MIN_SPLIT_BYTES = 4 * 1024 * 1024
 
 
 class DeltaFilesPartition(InputPartition):
-    """A group of data files read by one Spark task."""
+    """A group of data files read by one Spark task, or some row groups of one file (``row_groups``)."""
 
-    def __init__(self, table: str, files: list[DataFile]) -> None:
+    def __init__(self, table: str, files: list[DataFile], row_groups: tuple[int, ...] | None = None) -> None:
         super().__init__(None)
         self.table = table
         self.files = files
+        self.row_groups = row_groups
 
     def __repr__(self) -> str:
-        return f"DeltaFilesPartition({self.table}, {len(self.files)} files)"
+        groups = f", row groups {list(self.row_groups)}" if self.row_groups is not None else ""
+        return f"DeltaFilesPartition({self.table}, {len(self.files)} files{groups})"
 
 
-def group_files(table: str, files: Sequence[DataFile]) -> list[DeltaFilesPartition]:
-    """Files packed in order into partitions of at most 128 MiB (and 256 files) each."""
+def group_files(table: str, files: Sequence[DataFile], *, cores: int | None = None) -> list[DeltaFilesPartition]:
+    """Files packed in order into partitions of at most 128 MiB (and 256 files) each; when there are fewer
+    files than ``cores`` (default: this machine's), each file of at least 4 MiB is split by row group into
+    up to ``cores`` partitions."""
+    cores = cores or os.cpu_count() or 1
+    if 0 < len(files) < cores:
+        return [part for data_file in files for part in _split(table, data_file, cores)]
     partitions: list[DeltaFilesPartition] = []
     current: list[DataFile] = []
     size = 0
@@ -52,6 +65,22 @@ def group_files(table: str, files: Sequence[DataFile]) -> list[DeltaFilesPartiti
     return partitions
 
 
+def _split(table: str, data_file: DataFile, parts: int) -> list[DeltaFilesPartition]:
+    """``data_file`` as up to ``parts`` partitions of consecutive row groups (whole when small or one group)."""
+    import pyarrow.parquet as pq
+
+    if data_file.size < MIN_SPLIT_BYTES:
+        return [DeltaFilesPartition(table, [data_file])]
+    groups = pq.ParquetFile(_data_file_path(table, data_file.path)).metadata.num_row_groups
+    parts = min(parts, groups)
+    if parts < 2:
+        return [DeltaFilesPartition(table, [data_file])]
+    bounds = [round(i * groups / parts) for i in range(parts + 1)]
+    return [
+        DeltaFilesPartition(table, [data_file], tuple(range(bounds[i], bounds[i + 1]))) for i in range(parts)
+    ]
+
+
 def read_files(partition: DeltaFilesPartition, schema: StructType) -> Iterator[pa.RecordBatch]:
     """The rows of ``partition``'s files as record batches of exactly ``schema``'s Arrow type."""
     import pyarrow.parquet as pq
@@ -64,10 +93,13 @@ def read_files(partition: DeltaFilesPartition, schema: StructType) -> Iterator[p
         parquet = pq.ParquetFile(_data_file_path(partition.table, data_file.path))
         in_file = set(parquet.schema_arrow.names)
         columns = [f.name for f in arrow_schema if f.name in in_file and f.name not in partition_values]
+        row_groups = getattr(partition, "row_groups", None)
         if columns:
-            batches = parquet.iter_batches(columns=columns, use_threads=False)
-        else:  # only partition columns are read: the file gives the row count
-            batches = iter([_row_count_batch(parquet.metadata.num_rows)])
+            batches = parquet.iter_batches(columns=columns, row_groups=row_groups, use_threads=False)
+        else:  # only partition columns are read: the file (or its row groups) gives the row count
+            metadata = parquet.metadata
+            counted = range(metadata.num_row_groups) if row_groups is None else row_groups
+            batches = iter([_row_count_batch(sum(metadata.row_group(i).num_rows for i in counted))])
         for batch in batches:
             if batch.num_rows == 0:
                 continue

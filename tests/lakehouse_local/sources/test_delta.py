@@ -113,6 +113,29 @@ def test_partition_values_of_each_type_are_restored_from_the_log(tmp_path):
     assert_table(rows.sort_by("id"), data)
 
 
+def test_a_read_of_fewer_files_than_cores_splits_large_files_by_row_group_and_loses_no_row(tmp_path, monkeypatch):
+    from lakehouse_local.sources.delta import read as delta_read
+
+    path = str(tmp_path / "t")
+    monkeypatch.setattr(delta_rs, "ROW_GROUP_ROWS", 1_000)
+    big = pa.table({"n": pa.array(range(5_500), pa.int64()), "text": [f"line {i} " * 20 for i in range(5_500)]})
+    delta_rs.write(path, big)  # one file of six row groups
+    delta_rs.write(path, big.slice(0, 10))  # a small file: read whole
+    schema = table_spark_schema(path)
+    _, _, files = snapshot_files(path)
+    monkeypatch.setattr(delta_read, "MIN_SPLIT_BYTES", min(f.size for f in files) + 1)
+
+    parts = group_files(path, files, cores=4)
+    assert [p.row_groups for p in parts] == [(0, 1), (2,), (3,), (4, 5), None]  # up to 4 tasks for the large file
+    assert [sum(len(b) for b in read_files(p, schema)) for p in parts[:4]] == [2_000, 1_000, 1_000, 1_500]
+    rows = pa.Table.from_batches([b for p in parts for b in read_files(p, schema)])
+    assert sorted(rows.column("n").to_pylist()) == sorted([*range(5_500), *range(10)])
+
+    # As many files as cores: packed whole, as before.
+    assert [(len(p.files), p.row_groups) for p in group_files(path, files, cores=2)] == [(2, None)]
+    assert len(group_files(path, files[:1], cores=2)) == 2
+
+
 def test_stream_offsets_split_versions_by_file_count_and_stop_at_the_latest_version(tmp_path):
     path = str(tmp_path / "t")
     delta_rs.write(path, event_table(range(0, 3)), partition_by=["event_id"])  # version 0: three files
