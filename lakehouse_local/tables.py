@@ -7,14 +7,18 @@ transactions, checked before writing (delta-rs records them but does not skip a 
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import catalog
 from lakehouse.catalog import TableSpec
@@ -23,6 +27,31 @@ from lakehouse_local import delta_rs
 
 # The Arrow rows a DataFrame returned by FolderLakehouse.reusable was made from.
 ROWS_ATTRIBUTE = "_lakehouse_rows"
+
+# A micro-batch's rows of at least this size are handed back to Spark as a Parquet file in the lakehouse's
+# ``_scratch`` folder rather than as local rows: Spark scans a file in parallel and column by column, while
+# local rows are converted again for every query (and, under Spark Connect, travel inside every plan).
+SCRATCH_MIN_BYTES = 1024 * 1024
+SCRATCH_FOLDER = "_scratch"
+_live_scratch: set[Path] = set()
+
+
+@atexit.register
+def _remove_live_scratch() -> None:
+    for folder in list(_live_scratch):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is not a probe there: treat every owner as alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class FolderLakehouse(Lakehouse):
@@ -36,6 +65,27 @@ class FolderLakehouse(Lakehouse):
             location = str(Path(".lakehouse") / location)
         location = str(Path(location).resolve())
         super().__init__(spark, location, checkpoint_root=checkpoint_root or f"{location}/_checkpoints")
+        # The scratch folders of the batches bound from this lakehouse (shared with the bound copies).
+        self._scratch: list[Path] = []
+
+    def bind(self, spark):
+        # A new micro-batch: the rows the earlier ones handed to Spark are no longer read.
+        self.release_scratch()
+        return super().bind(spark)
+
+    def release_scratch(self) -> None:
+        """Delete the scratch files of the micro-batches bound from this lakehouse, and those left by
+        processes that have ended (a Spark Connect ``foreachBatch`` worker is stopped, not exited)."""
+        while self._scratch:
+            folder = self._scratch.pop()
+            shutil.rmtree(folder, ignore_errors=True)
+            _live_scratch.discard(folder)
+        root = Path(self.location, SCRATCH_FOLDER)
+        if root.is_dir():
+            for folder in root.iterdir():
+                pid = folder.name.partition("-")[0]
+                if pid.isdigit() and not _process_alive(int(pid)):
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def path(self, name: str) -> str:
         """The folder of table ``name`` (``<layer>.<table>``)."""
@@ -104,13 +154,15 @@ class FolderLakehouse(Lakehouse):
             partitions = (partition, *date_window(span["min"].as_py(), span["max"].as_py(), within_days))
         wanted = pc.unique(keys.column(key))
         rows = delta_rs.read_matching(self.path(name), key, wanted, columns=columns, partitions=partitions)
-        return self._frame(name, rows, columns)
+        frame = self._batch_frame(rows) if rows.num_rows else self.empty(name, columns)
+        setattr(frame, ROWS_ATTRIBUTE, rows)
+        return frame
 
     def reusable(self, batch: DataFrame) -> DataFrame:
         # One Spark job runs the micro-batch; its rows come to the driver, where delta-rs writes from
         # anyway, and every read after that starts from them.
         rows = batch.toArrow()
-        frame = self._dataframe(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
+        frame = self._batch_frame(rows) if rows.num_rows else self.session.createDataFrame([], batch.schema)
         setattr(frame, ROWS_ATTRIBUTE, rows)  # read_matching takes its keys from here
         return frame
 
@@ -130,6 +182,24 @@ class FolderLakehouse(Lakehouse):
         # One chunk per column: createDataFrame sends each record batch as a partition, and the
         # empty ones a filtered scan leaves behind lose rows on the way (pyspark 4.2).
         return self.session.createDataFrame(table.combine_chunks())
+
+    def _batch_frame(self, table: pa.Table) -> DataFrame:
+        """``table`` as a DataFrame for the rest of this micro-batch: small tables as local rows, larger
+        ones as a Parquet file in the batch's scratch folder (removed when the next batch binds)."""
+        if table.nbytes < SCRATCH_MIN_BYTES:
+            return self._dataframe(table)
+        file = self._scratch_folder() / f"{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, file, row_group_size=delta_rs.ROW_GROUP_ROWS, compression="none")
+        # The rows' own schema, as createDataFrame would derive it (not the one Parquet inference gives).
+        return self.session.read.schema(from_arrow_schema(table.schema)).parquet(str(file))
+
+    def _scratch_folder(self) -> Path:
+        if not self._scratch:
+            folder = Path(self.location, SCRATCH_FOLDER, f"{os.getpid()}-{uuid.uuid4().hex}")
+            folder.mkdir(parents=True)
+            _live_scratch.add(folder)
+            self._scratch.append(folder)
+        return self._scratch[-1]
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -100,3 +102,41 @@ def test_a_reusable_batch_is_known_empty_only_when_it_holds_no_rows(spark, tmp_p
     assert lakehouse.known_empty(lakehouse.reusable(rows.filter("false")))
     # A frame that did not come from reusable: not known without a Spark job, so not known empty.
     assert not lakehouse.known_empty(rows.filter("false"))
+
+
+def test_a_large_micro_batch_is_handed_back_as_a_scratch_file_removed_when_the_next_batch_binds(spark, tmp_path):
+    from datetime import UTC, datetime
+
+    from lakehouse_local import tables
+
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    count = 20_000
+    rows = pa.table({
+        "event_id": [f"e{i:06d}" for i in range(count)],
+        "value": ["x" * 60] * count,
+        "event_time": pa.array([datetime(2026, 11, 20, 12, tzinfo=UTC)] * count, pa.timestamp("us", tz="UTC")),
+        "n": pa.array(range(count), pa.int64()),
+    })
+    assert rows.nbytes >= tables.SCRATCH_MIN_BYTES
+    source = lakehouse._dataframe(rows)  # what a micro-batch would be: rows in Spark
+    scratch = tmp_path / "lh" / tables.SCRATCH_FOLDER
+    # A folder left by a process that has ended goes at the next bind; one of a live process stays.
+    ended = scratch / "999999999-gone"
+    live = scratch / f"{os.getppid()}-running"
+    for folder in (ended, live):
+        folder.mkdir(parents=True)
+
+    bound = lakehouse.bind(spark)
+    assert not ended.exists() and live.exists()
+    frame = bound.reusable(source)
+
+    assert frame.schema == source.schema  # the rows' own schema, not Parquet's inference
+    assert_df_equality(frame, source, ignore_row_order=True)
+    (folder,) = [f for f in scratch.iterdir() if f != live]
+    assert folder.name.startswith(f"{os.getpid()}-") and list(folder.glob("*.parquet"))
+    # Small rows stay local rows: no file.
+    small = bound.reusable(spark.createDataFrame([("e1",)], "event_id string"))
+    assert small.count() == 1 and len(list(folder.glob("*.parquet"))) == 1
+
+    lakehouse.bind(spark)  # the next micro-batch
+    assert not folder.exists() and live.exists()
