@@ -36,10 +36,12 @@ SCRATCH_FOLDER = "_scratch"
 _live_scratch: set[Path] = set()
 
 
-@atexit.register
 def _remove_live_scratch() -> None:
     for folder in list(_live_scratch):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+atexit.register(_remove_live_scratch)
 
 
 def _process_alive(pid: int) -> bool:
