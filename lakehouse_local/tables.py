@@ -156,9 +156,7 @@ class FolderLakehouse(Lakehouse):
             partitions = (partition, *date_window(span["min"].as_py(), span["max"].as_py(), within_days))
         wanted = pc.unique(keys.column(key))
         rows = delta_rs.read_matching(self.path(name), key, wanted, columns=columns, partitions=partitions)
-        frame = self._batch_frame(rows) if rows.num_rows else self.empty(name, columns)
-        setattr(frame, ROWS_ATTRIBUTE, rows)
-        return frame
+        return self._frame(name, rows, columns, for_batch=True)
 
     def reusable(self, batch: DataFrame) -> DataFrame:
         # One Spark job runs the micro-batch; its rows come to the driver, where delta-rs writes from
@@ -175,8 +173,9 @@ class FolderLakehouse(Lakehouse):
     def read_stream(self, name: str, **options: str) -> DataFrame:
         return self.session.readStream.format("delta").options(**options).load(self.path(name))
 
-    def _frame(self, name: str, table: pa.Table, columns: list[str]) -> DataFrame:
-        frame = self._dataframe(table) if table.num_rows else self.empty(name, columns)
+    def _frame(self, name: str, table: pa.Table, columns: list[str], *, for_batch: bool = False) -> DataFrame:
+        make = self._batch_frame if for_batch else self._dataframe
+        frame = make(table) if table.num_rows else self.empty(name, columns)
         setattr(frame, ROWS_ATTRIBUTE, table)
         return frame
 
