@@ -73,13 +73,16 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "≥ 0.35×", _met(ratio, AIMS["pipeline_ratio"]), _load(run),
             ))
     if "freshness" in s:
-        f = s["freshness"]["run"]
-        fr = f.get("freshness") or {}
-        rows.append((
-            "Freshness · produced → visible in Gold",
-            f"p50 {_num(fr.get('p50_s'), 1)} s · p95 {_num(fr.get('p95_s'), 1)} s · max {_num(fr.get('max_s'), 1)} s",
-            "p95 ≤ 15 s", _met(fr.get("p95_s"), AIMS["freshness_p95_s"], higher_is_better=False), _load(f),
-        ))
+        for mode, key in (("classic", "run"), ("Spark Connect", "run_connect")):
+            if key not in s["freshness"]:
+                continue
+            f = s["freshness"][key]
+            fr = f.get("freshness") or {}
+            rows.append((
+                f"Freshness · produced → visible in Gold ({mode})",
+                f"p50 {_num(fr.get('p50_s'), 1)} s · p95 {_num(fr.get('p95_s'), 1)} s · max {_num(fr.get('max_s'), 1)} s",
+                "p95 ≤ 15 s", _met(fr.get("p95_s"), AIMS["freshness_p95_s"], higher_is_better=False), _load(f),
+            ))
     if "state" in s:
         for size, r in s["state"]["runs"].items():
             m = r.get("memory") or {}
@@ -242,28 +245,10 @@ def _details(name: str, section: dict) -> list[str]:
             f"Spark Connect {section.get('ratio_connect_vs_spark_single_hop')}×."
         )
     elif name == "freshness":
-        r = section["run"]
-        if "error" in r:
-            out.append(f"- failed ({r['error']}); log {r.get('log')}")
-        else:
-            fr = r.get("freshness", {})
-            out.append(f"- {r.get('what')}.")
-            out.append(
-                f"- Freshness over {_num(r.get('events_measured'))} events: p50 {fr.get('p50_s')} s, "
-                f"p95 {fr.get('p95_s')} s, max {fr.get('max_s')} s (mean {fr.get('mean_s')} s); "
-                f"{r.get('lines')} lines produced; drained {r.get('drained')} after {r.get('drain_seconds')} s."
-            )
-            out.append("- Where the time goes (per event, p50 / p95 / max seconds):")
-            for stage, v in (r.get("stages") or {}).items():
-                out.append(f"  - {stage}: {v.get('p50_s')} / {v.get('p95_s')} / {v.get('max_s')}")
-            for stream, p in (r.get("progress") or {}).items():
-                if isinstance(p, dict) and "duration_ms" in p:
-                    out.append(f"  - {stream}: {_breakdown(p)}")
-            if _memory(r):
-                out.append(f"- {_memory(r)}")
-            if r.get("stream_errors"):
-                out.append(f"- stream errors: {r['stream_errors']}")
-            out.append(f"- load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")
+        for mode, key in (("classic", "run"), ("Spark Connect", "run_connect")):
+            if key in section:
+                out.append(f"- **{mode}**")
+                _describe_freshness(out, section[key])
     elif name == "state":
         for size, r in section["runs"].items():
             if "error" in r:
@@ -317,3 +302,27 @@ def print_table(results: dict) -> None:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
         if index == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def _describe_freshness(out: list[str], r: dict) -> None:
+    if "error" in r:
+        out.append(f"- failed ({r['error']}); log {r.get('log')}")
+    else:
+        fr = r.get("freshness", {})
+        out.append(f"- {r.get('what')}.")
+        out.append(
+            f"- Freshness over {_num(r.get('events_measured'))} events: p50 {fr.get('p50_s')} s, "
+            f"p95 {fr.get('p95_s')} s, max {fr.get('max_s')} s (mean {fr.get('mean_s')} s); "
+            f"{r.get('lines')} lines produced; drained {r.get('drained')} after {r.get('drain_seconds')} s."
+        )
+        out.append("- Where the time goes (per event, p50 / p95 / max seconds):")
+        for stage, v in (r.get("stages") or {}).items():
+            out.append(f"  - {stage}: {v.get('p50_s')} / {v.get('p95_s')} / {v.get('max_s')}")
+        for stream, p in (r.get("progress") or {}).items():
+            if isinstance(p, dict) and "duration_ms" in p:
+                out.append(f"  - {stream}: {_breakdown(p)}")
+        if _memory(r):
+            out.append(f"- {_memory(r)}")
+        if r.get("stream_errors"):
+            out.append(f"- stream errors: {r['stream_errors']}")
+        out.append(f"- load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")

@@ -106,10 +106,10 @@ def run_pipeline(events: int, files_per_trigger: int, table_files_per_trigger: i
 
 
 def run_freshness(duration: float, rate: float, trigger: str, timeout: float) -> dict:
+    args = ("--duration", str(duration), "--rate", str(rate), "--trigger", trigger)
     return {
-        "run": measure(
-            "freshness", "--duration", str(duration), "--rate", str(rate), "--trigger", trigger, timeout=timeout
-        )
+        "run": measure("freshness", *args, timeout=timeout),
+        "run_connect": measure("freshness-connect", *args, timeout=timeout),
     }
 
 

@@ -340,7 +340,7 @@ FRESHNESS_BUCKET = "clickstream-bench"
 FRESHNESS_PREFIX = "landing/clickstream"
 
 
-def freshness(duration: float, rate: float, trigger: str, drain_timeout: float = 600.0) -> dict:
+def freshness(duration: float, rate: float, trigger: str, drain_timeout: float = 600.0, connect: bool = False) -> dict:
     """Producer in real time into the embedded S3 endpoint; the three notebooks follow it.
 
     Afterwards, every Silver event gets the time its Gold batch committed (see :func:`gold_visibility`)
@@ -360,7 +360,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
     started_at = time.time()
     try:
         s3.client().create_bucket(Bucket=FRESHNESS_BUCKET)
-        spark, startup = _session()
+        spark, startup = _session(connect)
         landing = f"s3://{FRESHNESS_BUCKET}/{FRESHNESS_PREFIX}"
         params = _parameters(landing, lake, files=1000, table_files=1000)
         run_notebook(_notebook(NOTEBOOK_NAMES[0]), spark, params)
@@ -788,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "pipeline-spark": lambda: _measure(pipeline_spark, args.events),
         "freshness": lambda: _measure(freshness, args.duration, args.rate, args.trigger),
+        "freshness-connect": lambda: _measure(freshness, args.duration, args.rate, args.trigger, connect=True),
         "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
         "state": lambda: _measure(state, args.events, args.state_batch_files),
         "producer": lambda: producer(args.events),
