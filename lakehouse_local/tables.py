@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import catalog
@@ -245,7 +244,7 @@ class FolderLakehouse(Lakehouse):
     def accumulate(
         self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
     ) -> None:
-        source = self.conform(df.withColumn("_batch_id", F.lit(batch_id)), name).toArrow()
+        source = self.conform(df.selectExpr("*", f"{int(batch_id)} AS _batch_id"), name).toArrow()
         when, updates = self.accumulation(add, derive)
         delta_rs.merge(
             self.path(name), source, keys=list(catalog.spec(name).keys), matched_updates=updates, matched_when=when

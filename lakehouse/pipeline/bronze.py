@@ -22,12 +22,12 @@ class BronzeBatch:
     def __call__(self, batch: DataFrame, batch_id: int) -> dict:
         run = MicroBatch.start(self.tables, "bronze", batch, batch_id)
         batch = run.tables.reusable(batch)
-        is_line = F.col("_line_number").isNotNull()
-        stats = batch.agg(
-            F.count_if(is_line).alias("lines"),
-            F.count_if(~is_line).alias("files"),
-            F.count_if(~is_line & F.col("_file_error").isNotNull()).alias("unreadable"),
-            *ingest_times("_file_modification_time", where=is_line),
+        # Over the file records only: each says how many lines its file gave (a batch's lines may be millions).
+        stats = batch.filter("_line_number IS NULL").agg(
+            F.expr("count(1) AS files"),
+            F.expr("coalesce(sum(_file_lines), 0) AS lines"),
+            F.expr("count_if(_file_error IS NOT NULL) AS unreadable"),
+            *ingest_times("_file_modification_time", weight="_file_lines"),
         ).first()
         if stats["files"]:
             run.tables.append(bronze_t.lines_of(batch), "bronze.events", app_id=run.app_id("bronze.events"),

@@ -75,21 +75,24 @@ class MicroBatch:
         log.info("%s batch %s: %s", self.layer, self.batch_id, {k: row[k] for k in COUNTS})
 
 
-def ingest_times(since_col: str, *, where: Column | None = None) -> list[Column]:
+def ingest_times(since_col: str, *, where: str | None = None, weight: str | None = None) -> list[Column]:
     """Aggregates of a batch's ingest times from which its ingest→commit latency follows at commit.
 
     Latency (commit time − ingest time) falls as ingest time rises, so its p50 / p95 / max are the
     commit time minus the ingest times' p50 / p5 / min. They are computed in the same pass as the
-    batch's counts, before the commit time is known. ``where`` limits them to some rows.
+    batch's counts, before the commit time is known. ``where`` (SQL) limits them to some rows;
+    ``weight`` (SQL) counts each row as that many (a landed file's record standing for its lines), and
+    the quantiles are then exact.
     """
-    seconds = F.col(since_col).cast("double")
+    seconds = f"CAST(`{since_col}` AS DOUBLE)"
     if where is not None:
-        seconds = F.when(where, seconds)
-    return [
+        seconds = f"IF({where}, {seconds}, NULL)"
+    if weight is None:
         # Both quantiles from one digest (two percentile_approx calls would keep two).
-        F.percentile_approx(seconds, [0.5, 0.05]).alias("_ingest_p50_p05"),
-        F.min(seconds).alias("_ingest_min"),
-    ]
+        quantiles, earliest = f"percentile_approx({seconds}, array(0.5, 0.05))", f"min({seconds})"
+    else:
+        quantiles, earliest = f"percentile({seconds}, array(0.5, 0.05), {weight})", f"min(IF({weight} > 0, {seconds}, NULL))"
+    return [F.expr(f"{quantiles} AS _ingest_p50_p05"), F.expr(f"{earliest} AS _ingest_min")]
 
 
 def latencies(stats, committed_at: datetime) -> dict[str, float | None]:

@@ -64,8 +64,8 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
         counts = dict.fromkeys(("rows_in", "rows_written", "quarantined", "duplicates_removed", "late"), 0)
         run.record(**counts)
         return counts
-    rows = batch.filter(F.col(BRANCH) == ALL).drop(BRANCH)
-    kept_ids = batch.filter(F.col(BRANCH) == KEPT).select("event_id")
+    rows = batch.filter(f"{BRANCH} = '{ALL}'").drop(BRANCH)
+    kept_ids = batch.filter(f"{BRANCH} = '{KEPT}'").select("event_id")
     valid = silver_t.valid_events(rows)
     existing = run.tables.read_matching(
         "silver.events", valid, "event_id", columns=LOOKUP_COLUMNS, within_days=lookup_days
@@ -73,7 +73,7 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     # Every line's outcome (inserted, duplicate, conflicting, invalid), computed once for the writes below.
     outcomes = run.tables.reusable(
         silver_t.classify_duplicates(valid, kept_ids, existing).unionByName(
-            silver_t.invalid_lines(rows).withColumn("_outcome", F.lit(INVALID)), allowMissingColumns=True
+            silver_t.invalid_lines(rows).selectExpr("*", f"'{INVALID}' AS _outcome"), allowMissingColumns=True
         )
     )
     counts, summary = _summary(outcomes)
@@ -82,7 +82,7 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
         # appended, not merged: a MERGE would join the batch with the whole table.
         run.tables.append(silver_t.silver_rows(outcomes), "silver.events", app_id=run.app_id("silver.events"),
                           batch_id=run.batch_id)
-        quarantine = silver_t.quarantine_rows(outcomes.filter(F.col("_outcome") == INVALID)).unionByName(
+        quarantine = silver_t.quarantine_rows(outcomes.filter(f"_outcome = '{INVALID}'")).unionByName(
             silver_t.conflicting_quarantine_rows(outcomes)
         )
         run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
@@ -97,11 +97,11 @@ INVALID = "invalid"
 
 def _summary(outcomes: DataFrame) -> tuple[dict, Row]:
     """The batch's counts and ingest-time quantiles, in one aggregation over every line's outcome."""
-    is_outcome = {name: F.col("_outcome") == name for name in (*silver_t.OUTCOMES, INVALID)}
+    is_outcome = {name: f"_outcome = '{name}'" for name in (*silver_t.OUTCOMES, INVALID)}
     summary = outcomes.agg(
-        F.count(F.lit(1)).alias("rows"),
-        *[F.count_if(test).alias(name) for name, test in is_outcome.items()],
-        F.count_if(is_outcome[silver_t.INSERT] & F.col("is_late")).alias("late"),
+        F.expr("count(1) AS rows"),
+        *[F.expr(f"count_if({test}) AS {name}") for name, test in is_outcome.items()],
+        F.expr(f"count_if({is_outcome[silver_t.INSERT]} AND is_late) AS late"),
         *ingest_times("ingest_time", where=is_outcome[silver_t.INSERT]),
     ).first()
     counts = {

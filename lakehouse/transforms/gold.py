@@ -28,7 +28,7 @@ _ACTION_COLUMNS = ("views", "clicks", "add_to_carts", "purchases")
 
 
 def _count_action(action: str) -> F.Column:
-    return F.sum(F.when(F.col("action") == action, 1).otherwise(0)).cast("bigint")
+    return F.expr(f"count_if(action = '{action}')")
 
 
 def daily_kpis(silver: DataFrame) -> DataFrame:
@@ -71,12 +71,9 @@ def _steps_of_days(silver: DataFrame) -> DataFrame:
     Column expressions and an aggregation only: a pipeline's query function may not create a DataFrame or
     deduplicate one (Spark Connect analyses the frame for either, which Lakeflow refuses there).
     """
-    steps = F.array(*[
-        F.struct(F.lit(action).alias("step"), F.lit(order).alias("step_order"))
-        for order, action in enumerate(ACTIONS, start=1)
-    ])
+    steps = ", ".join(f"named_struct('step', '{action}', 'step_order', {order})" for order, action in enumerate(ACTIONS, 1))
     days = silver.groupBy("event_date").agg(F.count(F.lit(1)).alias("_events"))
-    return days.select("event_date", F.inline(steps))
+    return days.selectExpr("event_date", f"inline(array({steps}))")
 
 
 def funnel_daily(silver: DataFrame) -> DataFrame:
@@ -137,6 +134,29 @@ DERIVED = {
 _DIMENSIONS = ("device_type", "country", "source")
 
 
+def _json_array(*items: str) -> str:
+    return f"to_json(array({', '.join(items)}))"
+
+
+def _member(metric: str, group: str, who: str) -> str:
+    return f"named_struct('metric', '{metric}', 'group_key', {group}, 'member', {who})"
+
+
+_WHOLE_DAY = "'[]'"
+_DIMENSIONS_KEY = _json_array(*[f"coalesce({d}, '{UNKNOWN}')" for d in _DIMENSIONS])
+# Each event's members of every distinct count, as one SQL expression. In the classic Python API each function
+# and operator of a column is a call into the JVM: built column by column, this one took hundreds per batch.
+_MEMBERS = "filter(array({}), m -> m IS NOT NULL)".format(", ".join([
+    _member("users", _WHOLE_DAY, "user_id"),
+    _member("sessions", _WHOLE_DAY, "session_id"),
+    _member("funnel_sessions", _json_array("action"), "session_id"),
+    _member("traffic_users", _DIMENSIONS_KEY, "user_id"),
+    f"IF(action = 'purchase', {_member('converted_sessions', _WHOLE_DAY, 'session_id')}, NULL)",
+    f"IF(action = 'view', {_member('page_users', _json_array('page'), 'user_id')}, NULL)",
+]))
+_KEY = _json_array("metric", "CAST(event_date AS STRING)", "group_key", "member")
+
+
 def member_keys(silver: DataFrame) -> DataFrame:
     """Every (metric, day, group, member) a distinct count of Gold counts, once each, with its ``key``.
 
@@ -144,41 +164,22 @@ def member_keys(silver: DataFrame) -> DataFrame:
     Groups and keys are JSON arrays, since text fields may hold any character and a key must still name
     one group and one member.
     """
-    dims = F.to_json(F.array(*[F.coalesce(F.col(d), F.lit(UNKNOWN)) for d in _DIMENSIONS]))
-    whole_day = F.lit("[]")
-
-    def member(metric: str, group: F.Column, who: str) -> F.Column:
-        return F.struct(F.lit(metric).alias("metric"), group.alias("group_key"), F.col(who).alias("member"))
-
-    members = F.array(
-        member("users", whole_day, "user_id"),
-        member("sessions", whole_day, "session_id"),
-        member("funnel_sessions", F.to_json(F.array("action")), "session_id"),
-        member("traffic_users", dims, "user_id"),
-    )
-    only_if = {
-        "converted_sessions": (F.col("action") == "purchase", whole_day, "session_id"),
-        "page_users": (F.col("action") == "view", F.to_json(F.array("page")), "user_id"),
-    }
-    for metric, (condition, group, who) in only_if.items():
-        members = F.when(condition, F.array_append(members, member(metric, group, who))).otherwise(members)
-    keys = silver.select("event_date", F.explode(members).alias("m")).select("event_date", "m.*").distinct()
-    key = F.to_json(F.array("metric", F.col("event_date").cast("string"), "group_key", "member"))
-    return keys.withColumn("key", key)
+    keys = silver.selectExpr("event_date", f"explode({_MEMBERS}) AS m").selectExpr("event_date", "m.*").distinct()
+    return keys.selectExpr("*", f"{_KEY} AS key")
 
 
 def _new(new_keys: DataFrame, metric: str, name: str, group: list[str]) -> DataFrame:
     """How many new members each group of ``metric`` gained, its group split back into ``group`` columns."""
-    counted = new_keys.filter(F.col("metric") == metric).groupBy("event_date", "group_key").agg(
-        F.count(F.lit(1)).alias(name)
+    counted = new_keys.filter(f"metric = '{metric}'").groupBy("event_date", "group_key").agg(
+        F.expr(f"count(1) AS {name}")
     )
-    parts = F.from_json("group_key", "array<string>")
-    return counted.select("event_date", *[parts.getItem(i).alias(c) for i, c in enumerate(group)], name)
+    parts = [f"from_json(group_key, 'array<string>')[{i}] AS {c}" for i, c in enumerate(group)]
+    return counted.selectExpr("event_date", *parts, name)
 
 
 def _with(base: DataFrame, extra: DataFrame, on: list[str], columns: list[str]) -> DataFrame:
     joined = base.join(extra, on, "left")
-    return joined.select(*base.columns, *[F.coalesce(F.col(c), F.lit(0)).cast("bigint").alias(c) for c in columns])
+    return joined.selectExpr(*[f"`{c}`" for c in base.columns], *[f"CAST(coalesce({c}, 0) AS BIGINT) AS {c}" for c in columns])
 
 
 def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
@@ -195,9 +196,8 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     for metric in ("active_users", "sessions", "converted_sessions"):
         source = {"active_users": "users"}.get(metric, metric)
         kpis = _with(kpis, _new(new_keys, source, metric, []), ["event_date"], [metric])
-    kpis = kpis.withColumn(
-        "conversion_rate",
-        F.when(F.col("sessions") > 0, F.col("converted_sessions") / F.col("sessions")).otherwise(F.lit(0.0)),
+    kpis = kpis.selectExpr(
+        "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
     funnel = _with(
         _steps_of_days(silver),
@@ -205,15 +205,15 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
         ["event_date", "step"],
         ["sessions"],
     )
-    dims = [F.coalesce(F.col(d), F.lit(UNKNOWN)).alias(d) for d in _DIMENSIONS]
+    dims = [F.expr(f"coalesce({d}, '{UNKNOWN}') AS {d}") for d in _DIMENSIONS]
     traffic = _with(
-        silver.groupBy("event_date", *dims).agg(F.count(F.lit(1)).alias("events")),
+        silver.groupBy("event_date", *dims).agg(F.expr("count(1) AS events")),
         _new(new_keys, "traffic_users", "active_users", list(_DIMENSIONS)),
         ["event_date", *_DIMENSIONS],
         ["active_users"],
     )
     pages = _with(
-        silver.filter(F.col("action") == "view").groupBy("event_date", "page").agg(F.count(F.lit(1)).alias("views")),
+        silver.filter("action = 'view'").groupBy("event_date", "page").agg(F.expr("count(1) AS views")),
         _new(new_keys, "page_users", "unique_users", ["page"]),
         ["event_date", "page"],
         ["unique_users"],

@@ -66,27 +66,26 @@ def _violation(reason: str, field: str, message) -> F.Column:
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
-    return parsed.filter(F.col(VIOLATION).isNull())
+    return parsed.filter(f"{VIOLATION} IS NULL")
 
 
 def invalid_lines(parsed: DataFrame) -> DataFrame:
-    return parsed.filter(F.col(VIOLATION).isNotNull())
+    return parsed.filter(f"{VIOLATION} IS NOT NULL")
 
 
-def quarantine_rows(rows: DataFrame, *, quarantined_at=None) -> DataFrame:
+def quarantine_rows(rows: DataFrame, *, quarantined_at: F.Column | None = None) -> DataFrame:
     """Shape rows carrying ``_violation`` as ``silver.quarantine`` rows (the raw line is kept)."""
-    return rows.select(
+    shaped = rows.selectExpr(
         "_record_id",
-        F.col(f"{VIOLATION}.reason").alias("reason"),
-        F.col(f"{VIOLATION}.field").alias("field"),
-        F.col(f"{VIOLATION}.message").alias("message"),
-        F.col("value").alias("raw_line"),
-        F.col("event_id"),
-        F.col("event_time"),
+        *[f"{VIOLATION}.{part} AS {part}" for part in ("reason", "field", "message")],
+        "value AS raw_line",
+        "event_id",
+        "event_time",
         "_source_file",
         "_ingested_at",
-        (quarantined_at if quarantined_at is not None else F.current_timestamp()).alias("quarantined_at"),
+        "current_timestamp() AS quarantined_at",
     )
+    return shaped if quarantined_at is None else shaped.withColumn("quarantined_at", quarantined_at)
 
 
 # Outcomes of deduplication for each valid row of a batch.
@@ -112,52 +111,35 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
     """
     # The earliest arrival per event_id: an aggregate over a few narrow columns (a struct orders
     # field by field, nulls first), not a window that sorts whole rows.
-    earliest = F.min(F.struct(*ARRIVAL_ORDER, "payload_hash")).alias("_first")
-    batch_first = valid.groupBy("event_id").agg(earliest).select(
-        "event_id", F.col("_first.payload_hash").alias("_first_hash"), F.col("_first._record_id").alias("_first_record")
+    earliest = F.expr(f"min(struct({', '.join(ARRIVAL_ORDER)}, payload_hash)) AS _first")
+    batch_first = valid.groupBy("event_id").agg(earliest).selectExpr(
+        "event_id", "_first.payload_hash AS _first_hash", "_first._record_id AS _first_record"
     )
-    in_silver = silver.select(
-        "event_id", F.col("payload_hash").alias("_silver_hash"), F.col("_record_id").alias("_silver_record")
-    )
-    kept = kept_event_ids.select("event_id").distinct().withColumn("_kept", F.lit(True))
+    in_silver = silver.selectExpr("event_id", "payload_hash AS _silver_hash", "_record_id AS _silver_record")
+    kept = kept_event_ids.select("event_id").distinct().selectExpr("event_id", "true AS _kept")
     joined = valid.join(batch_first, "event_id").join(in_silver, "event_id", "left").join(kept, "event_id", "left")
-    reference_record = F.coalesce("_silver_record", "_first_record")
-    reference_hash = F.coalesce("_silver_hash", "_first_hash")
-    outcome = (
-        F.when(
-            F.col("_record_id") == reference_record,
-            F.when(F.col("_silver_record").isNull(), F.lit(INSERT)).otherwise(F.lit(ALREADY_IN_SILVER)),
-        )
-        .when(F.col("payload_hash") == reference_hash, F.lit(DUPLICATE))
-        .otherwise(F.lit(CONFLICTING))
-    )
-    return (
-        joined.withColumn("_outcome", outcome)
-        .withColumn("is_late", F.col("_kept").isNull())
-        .withColumn(
-            "_first_record_source", F.coalesce(F.col("_silver_record"), F.col("_first_record"))
-        )
-        .drop("_first_hash", "_silver_hash", "_kept")
-    )
+    outcome = f"""
+        CASE
+          WHEN _record_id = coalesce(_silver_record, _first_record)
+            THEN IF(_silver_record IS NULL, '{INSERT}', '{ALREADY_IN_SILVER}')
+          WHEN payload_hash = coalesce(_silver_hash, _first_hash) THEN '{DUPLICATE}'
+          ELSE '{CONFLICTING}'
+        END"""
+    return joined.withColumns({
+        "_outcome": F.expr(outcome),
+        "is_late": F.expr("_kept IS NULL"),
+        "_first_record_source": F.expr("coalesce(_silver_record, _first_record)"),
+    }).drop("_first_hash", "_silver_hash", "_kept")
 
 
 def conflicting_quarantine_rows(classified: DataFrame) -> DataFrame:
-    rows = classified.filter(F.col("_outcome") == CONFLICTING).withColumn(
-        VIOLATION,
-        _violation(
-            CONFLICTING,
-            "event_id",
-            F.format_string(
-                "event_id %s was first seen with a different payload (Bronze record %s)",
-                F.col("event_id"),
-                F.col("_first_record_source"),
-            ),
-        ),
-    )
+    message = "format_string('event_id %s was first seen with a different payload (Bronze record %s)', event_id, _first_record_source)"
+    violation = f"named_struct('reason', '{CONFLICTING}', 'field', 'event_id', 'message', {message})"
+    rows = classified.filter(f"_outcome = '{CONFLICTING}'").withColumn(VIOLATION, F.expr(violation))
     return quarantine_rows(rows)
 
 
 def silver_rows(classified: DataFrame) -> DataFrame:
     """The rows to insert into ``silver.events``."""
-    inserts = classified.filter(F.col("_outcome") == INSERT).withColumn("_processed_at", F.current_timestamp())
-    return inserts.select(*catalog.SILVER_EVENTS.column_names)
+    inserts = classified.filter(f"_outcome = '{INSERT}'").selectExpr("*", "current_timestamp() AS _processed_at")
+    return inserts.selectExpr(*[f"`{name}`" for name in catalog.SILVER_EVENTS.column_names])
