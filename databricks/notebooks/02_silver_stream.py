@@ -66,11 +66,18 @@ parsed = silver_t.apply_lateness_rules(
 # MAGIC ## Watermark and dedup
 # MAGIC
 # MAGIC The watermark bounds the dedup state: an `event_id` is remembered for `watermark_delay` of event time.
+# MAGIC The dedup reads each line's verdict and the three fields it needs (`event_id`, `event_time`,
+# MAGIC `ingest_time`), the same checks as the parse above without typing, scrubbing and hashing the rest.
 
 # COMMAND ----------
 
+verdicts = silver_t.apply_lateness_rules(
+    silver_t.verdicts(bronze_lines, hmac_key=hmac_key),
+    max_lateness_hours=cfg.max_lateness_hours,
+    future_tolerance_minutes=cfg.future_tolerance_minutes,
+)
 kept = (
-    silver_t.valid_events(parsed)
+    silver_t.valid_events(verdicts)
     .select("event_id", "event_time")
     .withWatermark("event_time", cfg.watermark_delay)
     .dropDuplicatesWithinWatermark(["event_id"])

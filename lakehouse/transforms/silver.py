@@ -26,6 +26,14 @@ def parse(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:
     return bronze.mapInArrow(validation.ContractReader(hmac_key), from_arrow_schema(arrow_out))
 
 
+def verdicts(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:
+    """Each Bronze line's ``_violation`` (null when valid) with its ``event_id``, ``event_time`` and ``ingest_time``:
+    what the dedup branch needs, the verdict :func:`parse` gives, and only the line sent to Python
+    (:class:`~lakehouse.transforms.validation.ContractVerdicts`)."""
+    schema = from_arrow_schema(pa.schema(validation.VERDICT_FIELDS))
+    return bronze.select("value").mapInArrow(validation.ContractVerdicts(hmac_key), schema)
+
+
 def apply_lateness_rules(parsed: DataFrame, *, max_lateness_hours: float, future_tolerance_minutes: float) -> DataFrame:
     """Quarantine contract-valid events whose lateness, measured within the event, is out of bounds."""
     rule = lateness_violation(max_lateness_hours=max_lateness_hours, future_tolerance_minutes=future_tolerance_minutes)

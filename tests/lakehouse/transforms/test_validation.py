@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from lakehouse import contract, privacy
 from lakehouse.contract_check import CompiledContract
-from lakehouse.transforms.validation import ContractReader
+from lakehouse.transforms.validation import ContractReader, ContractVerdicts
 
 KEY = b"test-key"
 FILE = "s3://bucket/landing/a.jsonl"
@@ -27,11 +27,21 @@ BASE = json.loads((contract.SCHEMA_DIR / "examples/valid/view_required_fields_on
 
 
 READER = ContractReader(KEY)
+VERDICTS = ContractVerdicts(KEY)
+DEDUP_FIELDS = ("_violation", "event_id", "event_time", "ingest_time")
 
 
 def _read(lines: list[str]) -> list[dict]:
+    """The contract reader's rows, after checking that the dedup branch's reader agrees with them."""
     batch = pa.RecordBatch.from_pydict({"value": lines, "_source_file": [FILE] * len(lines)})
-    return READER.read_batch(batch).to_pylist()
+    rows = READER.read_batch(batch).to_pylist()
+    verdicts = VERDICTS.read_batch(pa.RecordBatch.from_pydict({"value": lines})).to_pylist()
+    for row, verdict in zip(rows, verdicts, strict=True):
+        # Same verdict; a valid line's dedup fields as the parse types them (an invalid line's are not read).
+        expected = {f: row[f] for f in DEDUP_FIELDS} if row["_violation"] is None else {"_violation": row["_violation"]}
+        assert {f: verdict[f] for f in expected} == expected
+        assert row["_violation"] is not None or all(row[f] is not None for f in DEDUP_FIELDS[1:])
+    return rows
 
 
 def _verdict(row: dict) -> tuple[str, str] | None:
