@@ -45,7 +45,7 @@ bronze_lines = tables.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.ma
 # MAGIC %md
 # MAGIC ## Parse against the contract, then apply the lateness rules
 # MAGIC
-# MAGIC Each line is read once, strictly (one JSON object per line), and gets the contract's verdict: a
+# MAGIC Each line is read strictly (one JSON object per line) and gets the contract's verdict: a
 # MAGIC `_violation` (null when the line is a valid event), the typed columns, `_rescued_data` and a
 # MAGIC `payload_hash`. IP addresses in free text are replaced by their keyed hash, with the key the
 # MAGIC producer's `ip_hash` uses (a secret).

@@ -1,7 +1,8 @@
 """Silver's reading of Bronze lines: strict JSON, the contract's verdict, typed fields, rescued unknown fields.
 
-:class:`ContractReader` runs in Spark's Python workers over Arrow batches (``mapInArrow``), so every
-line is read once, by the same rules the producer and the tests use (:mod:`lakehouse.contract`):
+:class:`ContractReader` runs in Spark's Python workers over Arrow batches (``mapInArrow``) and reads every
+line by the same rules the producer and the tests use (:mod:`lakehouse.contract`); :class:`ContractVerdicts`
+gives the same verdict with only the fields Silver's dedup needs:
 
 * the line must be one RFC 8259 JSON value (:func:`lakehouse.contract.parse_line`), else
   ``malformed_json``;
