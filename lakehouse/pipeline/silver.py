@@ -70,20 +70,23 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     existing = run.tables.read_matching(
         "silver.events", valid, "event_id", columns=LOOKUP_COLUMNS, within_days=lookup_days
     )
-    # Every line's outcome (inserted, duplicate, conflicting, invalid), computed once for the writes below.
+    # Every line's outcome (inserted, duplicate, conflicting, invalid), decided over the few columns that decide
+    # it and kept by _record_id: the lines themselves stay where the batch holds them until they are written.
     outcomes = run.tables.reusable(
-        silver_t.classify_duplicates(valid, kept_ids, existing).unionByName(
-            silver_t.invalid_lines(rows).selectExpr("*", f"'{INVALID}' AS _outcome"), allowMissingColumns=True
-        )
+        silver_t.classify_duplicates(valid.select(*silver_t.DEDUP_COLUMNS), kept_ids, existing)
+        .select(*OUTCOME_COLUMNS)
+        .unionByName(silver_t.invalid_lines(rows).selectExpr("_record_id", f"'{INVALID}' AS _outcome"),
+                     allowMissingColumns=True)
     )
     counts, summary = _summary(outcomes)
     if counts["rows_in"]:
+        decided = rows.join(outcomes.filter(f"_outcome <> '{INVALID}'").drop("ingest_time"), "_record_id")
         # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
         # appended, not merged: a MERGE would join the batch with the whole table.
-        run.tables.append(silver_t.silver_rows(outcomes), "silver.events", app_id=run.app_id("silver.events"),
+        run.tables.append(silver_t.silver_rows(decided), "silver.events", app_id=run.app_id("silver.events"),
                           batch_id=run.batch_id)
-        quarantine = silver_t.quarantine_rows(outcomes.filter(f"_outcome = '{INVALID}'")).unionByName(
-            silver_t.conflicting_quarantine_rows(outcomes)
+        quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
+            silver_t.conflicting_quarantine_rows(decided)
         )
         run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
                           batch_id=run.batch_id, when_matched="ignore")
@@ -92,6 +95,8 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
 
 
 LOOKUP_COLUMNS = ["event_id", "payload_hash", "_record_id"]
+# What the batch keeps of each line's outcome: its id, the outcome and what the writes and the summary need.
+OUTCOME_COLUMNS = ["_record_id", "_outcome", "is_late", "_first_record_source", "ingest_time"]
 INVALID = "invalid"
 
 

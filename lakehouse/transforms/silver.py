@@ -16,6 +16,8 @@ from lakehouse.transforms import validation
 
 VIOLATION = validation.VIOLATION
 ARRIVAL_ORDER = ["ingest_time", "_ingested_at", "_source_file", "_line_number", "_record_id"]
+# The columns of a valid line that :func:`classify_duplicates` decides its outcome from.
+DEDUP_COLUMNS = ["event_id", "payload_hash", *ARRIVAL_ORDER]
 
 
 def parse(bronze: DataFrame, *, hmac_key: bytes) -> DataFrame:
