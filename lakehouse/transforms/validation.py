@@ -139,7 +139,6 @@ class ContractReader:
             if contract.spark_type_name(prop) == "string" and not {"format", "pattern", "enum"} & set(prop)
         )
         self._payload = [name for name, _ in self._columns if name != "ingest_time"]
-        self._output_columns = [name for name, _ in self._columns] + [EVENT_DATE]
         self._scrubbed: dict[str, str] = {}
         self._convert = self._converters()
 
@@ -172,16 +171,6 @@ class ContractReader:
         first = found[0]
         return (first.reason, first.field, privacy.scrub(first.message, self.hmac_key)), event, {v.field for v in found}
 
-    def read_line(self, line: str | None, file_path: str | None) -> tuple[tuple | None, dict[str, Any], str | None]:
-        """(violation as (reason, field, message) or None, typed contract fields, rescued JSON or None)."""
-        verdict, event, broken = self.verdict_of(line)
-        if not isinstance(event, dict):
-            return verdict, {}, None
-        fields = self._typed(event, broken)
-        unknown = [name for name in event if name not in self._known]
-        rescued = self._rescued(line, unknown, file_path) if unknown else None
-        return verdict, fields, rescued
-
     def _converters(self) -> list[tuple[str, Any]]:
         """(field, how its JSON value becomes the column's value, or None to keep it)."""
         converters = []
@@ -199,31 +188,12 @@ class ContractReader:
             converters.append((name, convert))
         return converters
 
-    def _typed(self, event: dict[str, Any], broken: set[str]) -> dict[str, Any]:
-        """The contract fields that are present and not broken (so of their JSON type), converted."""
-        fields: dict[str, Any] = {}
-        get = event.get
-        for name, convert in self._convert:
-            value = get(name)
-            if value is None or name in broken:
-                continue
-            fields[name] = value if convert is None else convert(value)
-        if "event_time" in fields:
-            fields[EVENT_DATE] = fields["event_time"] // _MICROS_PER_DAY
-        return fields
-
     def _rescued(self, line: str, unknown: list[str], file_path: str | None) -> str:
         exact = contract.parse_line(line, parse_float=_Number, parse_int=_Number)
         members = ",".join(
             f"{_rescued_json(name, self.hmac_key)}:{_rescued_json(exact[name], self.hmac_key)}" for name in unknown
         )
         return '{"_file_path":' + json.dumps(file_path, ensure_ascii=False) + ',"fields":{' + members + "}}"
-
-    def _payload_hash(self, fields: dict[str, Any]) -> str:
-        # Each field's type is fixed by the contract, so its text is unambiguous; \x00 marks a null.
-        get = fields.get
-        payload = "\x1e".join("\x00" if (v := get(name)) is None else str(v) for name in self._payload)
-        return hashlib.sha256(payload.encode()).hexdigest()
 
     # -- Arrow batches ----------------------------------------------------------------------------
 
@@ -237,25 +207,55 @@ class ContractReader:
         lines = batch.column("value").to_pylist()
         paths = batch.column("_source_file").to_pylist() if "_source_file" in batch.schema.names else [None] * len(lines)
         verdicts: list[dict | None] = []
-        columns: dict[str, list] = {name: [] for name in self._output_columns}
+        events: list[dict[str, Any]] = []  # each line's JSON object ({} when it is not one)
+        broken_fields: list[tuple[int, frozenset[str] | set[str]]] = []
         rescued: list[str | None] = []
-        hashes: list[str | None] = []
-        for line, path in zip(lines, paths, strict=True):
-            verdict, fields, rescue = self.read_line(line, path)
+        known = self._known
+        for index, (line, path) in enumerate(zip(lines, paths, strict=True)):
+            verdict, event, broken = self.verdict_of(line)
             verdicts.append(None if verdict is None else dict(zip(("reason", "field", "message"), verdict, strict=True)))
-            for name, values in columns.items():
-                values.append(fields.get(name))
-            rescued.append(rescue)
-            hashes.append(self._payload_hash(fields) if verdict is None else None)
+            if not isinstance(event, dict):
+                events.append({})
+                rescued.append(None)
+                continue
+            events.append(event)
+            if broken:
+                broken_fields.append((index, broken))
+            if event.keys() <= known:
+                rescued.append(None)
+            else:
+                rescued.append(self._rescued(line, [name for name in event if name not in known], path))
+        columns = self._typed_columns(events, broken_fields)
         arrays = [
             pa.array(verdicts, VIOLATION_TYPE),
             *[pa.array(columns[name], _ARROW_TYPES[spark_type]) for name, spark_type in self._columns],
             pa.array(columns[EVENT_DATE], pa.date32()),
             pa.array(rescued, pa.string()),
-            pa.array(hashes, pa.string()),
+            pa.array(self._payload_hashes(columns, verdicts), pa.string()),
         ]
         names = [f.name for f in output_fields(self.schema)]
         return pa.RecordBatch.from_arrays([*batch.columns, *arrays], names=[*batch.schema.names, *names])
+
+    def _typed_columns(self, events: list[dict[str, Any]], broken_fields: list[tuple[int, Any]]) -> dict[str, list]:
+        """Each contract field's column over the lines, field by field: present, not broken (so of its JSON type),
+        converted; null otherwise."""
+        columns: dict[str, list] = {}
+        for name, convert in self._convert:
+            values = [event.get(name) for event in events]
+            for index, broken in broken_fields:
+                if name in broken:
+                    values[index] = None
+            columns[name] = values if convert is None else [None if v is None else convert(v) for v in values]
+        columns[EVENT_DATE] = [None if t is None else t // _MICROS_PER_DAY for t in columns["event_time"]]
+        return columns
+
+    def _payload_hashes(self, columns: dict[str, list], verdicts: list[dict | None]) -> list[str | None]:
+        # Each field's type is fixed by the contract, so its text is unambiguous; \x00 marks a null.
+        texts = [["\x00" if v is None else str(v) for v in columns[name]] for name in self._payload]
+        return [
+            None if verdict is not None else hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
+            for verdict, parts in zip(verdicts, zip(*texts, strict=True), strict=True)
+        ]
 
 
 class ContractVerdicts(ContractReader):
