@@ -23,6 +23,8 @@ import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Literal, Self
 
@@ -183,6 +185,19 @@ class Lakehouse(ABC):
         A runtime that cannot tell for free answers False, and the caller goes on as with rows.
         """
         return False
+
+    @contextmanager
+    def together(self) -> Iterator[Self]:
+        """For writes of one micro-batch that read none of each other's results: they are given as calls on the
+        lakehouse this yields, and a runtime may compute their rows side by side.
+
+        Here each write runs as it is called (on Databricks, Delta's writer and MERGE do the work in the
+        cluster). The local runtime defers them to the end of the block, materialises their rows at once and
+        commits them in the order given; none commits when the block raises. Either way every write stays
+        idempotent per batch, so a batch that fails part-way is replayed safely. Callers do not use what a
+        write returns inside the block.
+        """
+        yield self
 
     @abstractmethod
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:

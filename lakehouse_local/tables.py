@@ -8,10 +8,15 @@ transactions, checked before writing (delta-rs records them but does not skip a 
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +48,26 @@ def _remove_live_scratch() -> None:
 atexit.register(_remove_live_scratch)
 
 
+# Materialises the sources of the writes given together (FolderLakehouse.together). One pool per process, whose
+# threads start on first use and are reused by every batch (each holds a JVM thread in PySpark's pinned-thread mode).
+_materialiser = ThreadPoolExecutor(6, thread_name_prefix="lakehouse-materialise")
+
+
+def _materialise(sources: list[DataFrame]) -> list[pa.Table]:
+    """The rows of every source, as Arrow, side by side when there are several: each is a Spark job, and on a
+    micro-batch's few rows a job's fixed cost (planning, scheduling, the hand-over) outweighs its work."""
+    if len(sources) <= 1:
+        return [source.toArrow() for source in sources]
+    return [future.result() for future in [_materialiser.submit(source.toArrow) for source in sources]]
+
+
+class _Write(NamedTuple):
+    """A write of the local runtime: the Spark frame whose rows it writes, and the delta-rs commit of those rows."""
+
+    source: DataFrame
+    commit: Callable[[pa.Table], Any]
+
+
 def _process_alive(pid: int) -> bool:
     if os.name == "nt":  # signal 0 is not a probe there: treat every owner as alive
         return True
@@ -68,6 +93,8 @@ class FolderLakehouse(Lakehouse):
         super().__init__(spark, location, checkpoint_root=checkpoint_root or f"{location}/_checkpoints")
         # The scratch folders of the batches bound from this lakehouse (shared with the bound copies).
         self._scratch: list[Path] = []
+        # The writes given inside a together() block, committed when it ends (None: each write runs as called).
+        self._deferred: list[_Write] | None = None
 
     def bind(self, spark):
         # A new micro-batch: the rows the earlier ones handed to Spark are no longer read.
@@ -203,9 +230,27 @@ class FolderLakehouse(Lakehouse):
 
     # -- writes ---------------------------------------------------------------------------------
 
+    @contextmanager
+    def together(self) -> Iterator[FolderLakehouse]:
+        deferred = copy.copy(self)  # a copy leaves the session out (see Lakehouse.__getstate__)
+        deferred.spark, deferred._deferred = self.spark, []
+        yield deferred
+        writes = deferred._deferred
+        deferred._deferred = None  # a write given after the block runs as it is called
+        for write, rows in zip(writes, _materialise([w.source for w in writes]), strict=True):
+            write.commit(rows)
+
+    def _write(self, source: DataFrame, commit: Callable[[pa.Table], Any]) -> Any:
+        if self._deferred is not None:
+            self._deferred.append(_Write(source, commit))
+            return None
+        return commit(source.toArrow())
+
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
-        rows = self.conform(df, name).toArrow()
-        return delta_rs.write(self.path(name), rows, mode="append", app_id=app_id, version=batch_id)
+        def commit(rows: pa.Table) -> bool:
+            return delta_rs.write(self.path(name), rows, mode="append", app_id=app_id, version=batch_id)
+
+        return self._write(self.conform(df, name), commit)
 
     def upsert(
         self,
@@ -222,33 +267,42 @@ class FolderLakehouse(Lakehouse):
         # Without an order, the first row per key is as good as any: delta-rs keeps it, and Spark
         # need not shuffle to pick one.
         source = self.conform(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
-        self._merge(source.toArrow(), name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
-                    target_filter=self.partition_filter(name, within) if within else None)
+
+        def commit(rows: pa.Table) -> None:
+            self._merge(rows, name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
+                        target_filter=self.partition_filter(name, within) if within else None)
+
+        self._write(source, commit)
 
     def apply_changes(
         self, df: DataFrame, name: str, *, app_id: str, batch_id: int, within: DateRange | None = None
     ) -> None:
-        source = self.conform(df, name, keep=(DELETE,)).toArrow()
-        if source.num_rows == 0:  # nothing to change: no commit
-            return
-        delta_rs.merge(
-            self.path(name),
-            source,
-            keys=list(catalog.spec(name).keys),
-            app_id=app_id,
-            version=batch_id,
-            target_filter=self.partition_filter(name, within) if within else None,
-            delete_column=DELETE,
-        )
+        def commit(rows: pa.Table) -> None:
+            if rows.num_rows == 0:  # nothing to change: no commit
+                return
+            delta_rs.merge(
+                self.path(name),
+                rows,
+                keys=list(catalog.spec(name).keys),
+                app_id=app_id,
+                version=batch_id,
+                target_filter=self.partition_filter(name, within) if within else None,
+                delete_column=DELETE,
+            )
+
+        self._write(self.conform(df, name, keep=(DELETE,)), commit)
 
     def accumulate(
         self, df: DataFrame, name: str, *, add: list[str], derive: dict[str, str] | None = None, batch_id: int
     ) -> None:
-        source = self.conform(df.selectExpr("*", f"{int(batch_id)} AS _batch_id"), name).toArrow()
         when, updates = self.accumulation(add, derive)
-        delta_rs.merge(
-            self.path(name), source, keys=list(catalog.spec(name).keys), matched_updates=updates, matched_when=when
-        )
+
+        def commit(rows: pa.Table) -> None:
+            delta_rs.merge(
+                self.path(name), rows, keys=list(catalog.spec(name).keys), matched_updates=updates, matched_when=when
+            )
+
+        self._write(self.conform(df.selectExpr("*", f"{int(batch_id)} AS _batch_id"), name), commit)
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         source = pa.Table.from_pylist(rows, schema=_arrow_schema(catalog.spec(name)))

@@ -30,9 +30,10 @@ class BronzeBatch:
             *ingest_times("_file_modification_time", weight="_file_lines"),
         ).first()
         if stats["files"]:
-            run.tables.append(bronze_t.lines_of(batch), "bronze.events", app_id=run.app_id("bronze.events"),
+            with run.tables.together() as writes:
+                writes.append(bronze_t.lines_of(batch), "bronze.events", app_id=run.app_id("bronze.events"),
                               batch_id=batch_id)
-            run.tables.append(bronze_t.file_records(batch), "bronze.files", app_id=run.app_id("bronze.files"),
+                writes.append(bronze_t.file_records(batch), "bronze.files", app_id=run.app_id("bronze.files"),
                               batch_id=batch_id)
         counts = {
             "rows_in": stats["lines"], "rows_written": stats["lines"],

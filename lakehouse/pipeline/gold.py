@@ -52,10 +52,12 @@ def process(run: MicroBatch, batch: DataFrame) -> list:
             .filter(F.col("batch_id").isNull() | (F.col("batch_id") == run.batch_id))
             .withColumn("batch_id", F.lit(run.batch_id))
         )
-        run.tables.append(new_keys, "ops.gold_keys", app_id=run.app_id("ops.gold_keys"), batch_id=run.batch_id)
-        for name, increment in gold_t.increments(rows, new_keys).items():
-            run.tables.accumulate(
-                increment, name, add=gold_t.ADDITIVE[name], derive=gold_t.DERIVED.get(name), batch_id=run.batch_id
-            )
+        # The keys are recorded first: a replay then finds them under this batch's id and adds the same increments.
+        with run.tables.together() as writes:
+            writes.append(new_keys, "ops.gold_keys", app_id=run.app_id("ops.gold_keys"), batch_id=run.batch_id)
+            for name, increment in gold_t.increments(rows, new_keys).items():
+                writes.accumulate(
+                    increment, name, add=gold_t.ADDITIVE[name], derive=gold_t.DERIVED.get(name), batch_id=run.batch_id
+                )
     run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats if stats["rows"] else None)
     return sorted(d for d in stats["dates"] if d)

@@ -11,13 +11,14 @@ What a batch costs follows what it touches, not the size of the tables:
   ``gold.fact_events`` from ``since`` (their earliest new event) and from 30 days before it, and from their
   versions that end at or after ``since``: partition pruning and key filters read only those rows.
 
-The fact table is written first: what follows reads it, so a batch that is replayed after a crash (any
-write done or not) reads the same events and writes the same rows. Every write is keyed and idempotent.
+The fact table is written first, with the calendar, pages and sessions (which do not read it); the users are
+rebuilt from it once that round has committed. A batch that is replayed after a crash (any write done or not)
+therefore reads the same events and writes the same rows. Every write is keyed and idempotent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame
@@ -60,12 +61,16 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
         *ingest_times("ingest_time"),
     ).first()
     if stats["rows"]:
-        tables.append(model_t.fact_events(rows), "gold.fact_events", app_id=run.app_id("gold.fact_events"),
-                      batch_id=run.batch_id)
-        _calendar(run, stats["years"])
-        _pages(run, rows)
-        _sessions(run, rows, date_window(stats["first_day"], stats["last_day"], lookup_days))
-        _users(run, rows, stats["first_day"])
+        # Two rounds of writes, each computed side by side: the users' round reads the facts the first one wrote.
+        with tables.together() as writes:
+            writes.append(model_t.fact_events(rows), "gold.fact_events", app_id=run.app_id("gold.fact_events"),
+                          batch_id=run.batch_id)
+            first_round = replace(run, tables=writes)
+            _calendar(first_round, stats["years"])
+            _pages(first_round, rows)
+            _sessions(first_round, rows, date_window(stats["first_day"], stats["last_day"], lookup_days))
+        with tables.together() as writes:
+            _users(replace(run, tables=writes), rows, stats["first_day"])
     run.record(rows_in=stats["rows"], rows_written=stats["rows"], ingest=stats if stats["rows"] else None)
     return {"rows": stats["rows"], "days": (stats["first_day"], stats["last_day"])}
 

@@ -81,14 +81,15 @@ def process(run: MicroBatch, batch: DataFrame, *, lookup_days: int) -> dict:
     counts, summary = _summary(outcomes)
     if counts["rows_in"]:
         decided = rows.join(outcomes.filter(f"_outcome <> '{INVALID}'").drop("ingest_time"), "_record_id")
-        # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
-        # appended, not merged: a MERGE would join the batch with the whole table.
-        run.tables.append(silver_t.silver_rows(decided), "silver.events", app_id=run.app_id("silver.events"),
-                          batch_id=run.batch_id)
         quarantine = silver_t.quarantine_rows(silver_t.invalid_lines(rows)).unionByName(
             silver_t.conflicting_quarantine_rows(decided)
         )
-        run.tables.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
+        with run.tables.together() as writes:
+            # The lookup found which of the batch's keys Silver already holds, so what is left is new and is
+            # appended, not merged: a MERGE would join the batch with the whole table.
+            writes.append(silver_t.silver_rows(decided), "silver.events", app_id=run.app_id("silver.events"),
+                          batch_id=run.batch_id)
+            writes.upsert(quarantine, "silver.quarantine", app_id=run.app_id("silver.quarantine"),
                           batch_id=run.batch_id, when_matched="ignore")
     run.record(ingest=summary if counts["rows_in"] else None, **counts)
     return counts

@@ -140,3 +140,72 @@ def test_a_large_micro_batch_is_handed_back_as_a_scratch_file_removed_when_the_n
 
     lakehouse.bind(spark)  # the next micro-batch
     assert not folder.exists() and live.exists()
+
+
+def _versions(lakehouse: FolderLakehouse, *names: str) -> dict[str, int]:
+    from deltalake import DeltaTable
+
+    return {name: DeltaTable(lakehouse.path(name)).version() for name in names}
+
+
+def _bronze_line(spark):
+    return spark.sql(
+        "SELECT 'line' AS value, 's3://b/k.json' AS _source_file, 10L AS _file_size, current_timestamp() AS "
+        "_file_modification_time, 1L AS _line_number, current_timestamp() AS _ingested_at, 'r1' AS _record_id"
+    )
+
+
+def test_writes_given_together_commit_at_the_end_of_the_block_in_the_order_given(spark, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    committed = []
+    for name in ("write", "merge"):
+        original = getattr(delta_rs, name)
+        monkeypatch.setattr(delta_rs, name, lambda path, *a, _f=original, **k: committed.append(path) or _f(path, *a, **k))
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    for spec in (catalog.BRONZE_EVENTS, catalog.spec("ops.pipeline_metrics")):
+        lakehouse.create_table(spec)
+    bronze = _bronze_line(spark)
+    metrics = spark.createDataFrame([_metrics_row(4, 10)], catalog.spec("ops.pipeline_metrics").struct())
+    before = _versions(lakehouse, "bronze.events", "ops.pipeline_metrics")
+
+    with lakehouse.together() as writes:
+        writes.append(bronze, "bronze.events", app_id="b", batch_id=4)
+        writes.upsert(metrics, "ops.pipeline_metrics", app_id="m", batch_id=4)
+        assert _versions(lakehouse, "bronze.events", "ops.pipeline_metrics") == before  # nothing yet
+
+    after = _versions(lakehouse, "bronze.events", "ops.pipeline_metrics")
+    assert after == {name: version + 1 for name, version in before.items()}
+    assert committed == [lakehouse.path("bronze.events"), lakehouse.path("ops.pipeline_metrics")]
+    assert DeltaTable(lakehouse.path("bronze.events")).to_pyarrow_table().column("value").to_pylist() == ["line"]
+    # Outside a block, a write runs as it is called; a replayed batch id is skipped either way.
+    assert lakehouse.append(bronze, "bronze.events", app_id="b", batch_id=4) is False
+    with lakehouse.together() as writes:
+        writes.append(bronze, "bronze.events", app_id="b", batch_id=4)
+    assert _versions(lakehouse, "bronze.events")["bronze.events"] == after["bronze.events"]
+
+
+def test_no_write_given_together_commits_when_the_block_or_one_of_its_sources_fails(spark, tmp_path):
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.BRONZE_EVENTS)
+    good = _bronze_line(spark)
+    # Fails when its rows are computed (under ANSI SQL a CAST to BIGINT refuses the text 'line').
+    bad = good.withColumn("_line_number", F.expr("CAST(value AS BIGINT)"))
+    before = _versions(lakehouse, "bronze.events")
+
+    try:
+        with lakehouse.together() as writes:
+            writes.append(good, "bronze.events", app_id="b", batch_id=1)
+            raise RuntimeError("the batch failed part-way")
+    except RuntimeError:
+        pass
+    try:
+        with lakehouse.together() as writes:
+            writes.append(good, "bronze.events", app_id="b", batch_id=2)
+            writes.append(bad, "bronze.events", app_id="b2", batch_id=2)
+    except Exception as error:  # noqa: BLE001 - Spark's error class differs between classic and Connect
+        assert "CAST" in str(error) or "cast" in str(error)
+    else:
+        raise AssertionError("the bad source did not fail")
+
+    assert _versions(lakehouse, "bronze.events") == before

@@ -125,25 +125,18 @@ class Interrupted(RuntimeError):
 
 
 class Crashing(Unguarded):
-    """Stops the batch (as a kill would) once ``writes`` model tables have been written."""
+    """Stops the batch (as a kill would) once ``writes`` model tables have been written: counted as each write
+    commits, which for writes given together is when their block ends."""
 
     def __init__(self, spark, location: str, *, writes: int) -> None:
         super().__init__(spark, location)
-        self.left = writes
+        self.left = [writes]  # shared with the copies a together() block works on
 
-    def _count(self) -> None:
-        if self.left == 0:
-            raise Interrupted("killed mid-batch")
-        self.left -= 1
+    def _write(self, source, commit):
+        def counted(rows):
+            if self.left[0] == 0:
+                raise Interrupted("killed mid-batch")
+            self.left[0] -= 1
+            return commit(rows)
 
-    def append(self, df, name, *, app_id, batch_id):
-        self._count()
-        return super().append(df, name, app_id=app_id, batch_id=batch_id)
-
-    def upsert(self, df, name, *, app_id, batch_id, **options):
-        self._count()
-        super().upsert(df, name, app_id=app_id, batch_id=batch_id, **options)
-
-    def apply_changes(self, df, name, *, app_id, batch_id, within=None):
-        self._count()
-        super().apply_changes(df, name, app_id=app_id, batch_id=batch_id, within=within)
+        return super()._write(source, counted)
