@@ -6,9 +6,11 @@
 # MAGIC **Writes:** `gold.daily_kpis`, `gold.events_per_minute`, `gold.funnel_daily`, `gold.traffic_daily`,
 # MAGIC `gold.top_pages_daily` and `ops.pipeline_metrics`.
 # MAGIC
-# MAGIC **Guarantees:** each micro-batch recomputes every Gold table for the days (UTC, `DATE(event_time)`)
-# MAGIC its events touched, from all of Silver, and MERGEs the result replacing those days. Gold is therefore
-# MAGIC exact (late events included) and re-running over the same data changes nothing.
+# MAGIC **Guarantees:** each micro-batch adds its events to the Gold rows of the days (UTC, `DATE(event_time)`)
+# MAGIC and groups they touched. Counts add up; distinct counts (active users, sessions, converted sessions,
+# MAGIC unique users of a page) grow by the members `ops.gold_keys` has not counted yet. Gold is therefore exact,
+# MAGIC late events included, a batch costs what it holds (not what the day or Silver holds), and a replayed
+# MAGIC batch adds nothing twice.
 
 # COMMAND ----------
 
@@ -26,7 +28,8 @@ tables = layers.prepare(spark, cfg, "gold")  # rebuilds the layer first when the
 # MAGIC %md
 # MAGIC ## Read Silver's inserts as a stream
 # MAGIC
-# MAGIC A Gold batch recomputes whole days whatever its size, so Gold reads in larger batches than Silver.
+# MAGIC A Gold batch has a fixed cost (a lookup of its member keys and one MERGE per Gold table), so Gold may read
+# MAGIC several of Silver's files per batch (`gold_max_table_files_per_trigger`).
 
 # COMMAND ----------
 
@@ -35,7 +38,7 @@ silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.g
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Recompute the touched days of every Gold table
+# MAGIC ## Add each batch to every Gold table
 
 # COMMAND ----------
 
