@@ -269,7 +269,7 @@ class FolderLakehouse(Lakehouse):
         source = self.conform(df if order_by is None else dedup_on_keys(df, keys, order_by), name)
 
         def commit(rows: pa.Table) -> None:
-            self._merge(rows, name, app_id=app_id, batch_id=batch_id, when_matched=when_matched,
+            self._merge(rows, name, app_id=app_id, version=batch_id, when_matched=when_matched,
                         target_filter=self.partition_filter(name, within) if within else None)
 
         self._write(source, commit)
@@ -278,17 +278,8 @@ class FolderLakehouse(Lakehouse):
         self, df: DataFrame, name: str, *, app_id: str, batch_id: int, within: DateRange | None = None
     ) -> None:
         def commit(rows: pa.Table) -> None:
-            if rows.num_rows == 0:  # nothing to change: no commit
-                return
-            delta_rs.merge(
-                self.path(name),
-                rows,
-                keys=list(catalog.spec(name).keys),
-                app_id=app_id,
-                version=batch_id,
-                target_filter=self.partition_filter(name, within) if within else None,
-                delete_column=DELETE,
-            )
+            self._merge(rows, name, app_id=app_id, version=batch_id, delete_column=DELETE,
+                        target_filter=self.partition_filter(name, within) if within else None)
 
         self._write(self.conform(df, name, keep=(DELETE,)), commit)
 
@@ -298,29 +289,19 @@ class FolderLakehouse(Lakehouse):
         when, updates = self.accumulation(add, derive)
 
         def commit(rows: pa.Table) -> None:
-            delta_rs.merge(
-                self.path(name), rows, keys=list(catalog.spec(name).keys), matched_updates=updates, matched_when=when
-            )
+            self._merge(rows, name, matched_updates=updates, matched_when=when)
 
         self._write(self.conform(df.selectExpr("*", f"{int(batch_id)} AS _batch_id"), name), commit)
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         source = pa.Table.from_pylist(rows, schema=_arrow_schema(catalog.spec(name)))
-        self._merge(source, name, app_id=app_id, batch_id=batch_id)
+        self._merge(source, name, app_id=app_id, version=batch_id)
 
-    def _merge(self, source: pa.Table, name: str, *, app_id: str, batch_id: int,
-               when_matched: WhenMatched = "update", target_filter: str | None = None) -> None:
+    def _merge(self, source: pa.Table, name: str, **options: Any) -> None:
+        """:func:`delta_rs.merge` of ``source`` into table ``name`` on its keys (``options`` as there)."""
         if source.num_rows == 0:  # a MERGE of nothing changes nothing: no commit
             return
-        delta_rs.merge(
-            self.path(name),
-            source,
-            keys=list(catalog.spec(name).keys),
-            app_id=app_id,
-            version=batch_id,
-            when_matched=when_matched,
-            target_filter=target_filter,
-        )
+        delta_rs.merge(self.path(name), source, keys=list(catalog.spec(name).keys), **options)
 
 
 def _arrow_schema(spec: TableSpec) -> pa.Schema:
