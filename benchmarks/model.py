@@ -21,6 +21,7 @@ The batch function is called directly (no stream around it): the figures are the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import random
@@ -184,7 +185,21 @@ def _timed_class():
             bound.steps = self.steps  # one record for the batch, whichever copy writes it
             return bound
 
-    def timed(method: str, rows_of):
+        @contextlib.contextmanager
+        def together(self):
+            # Writes given together run when the block ends: they are timed as one step named after them all.
+            given: list[str] = []
+            with super().together() as writes:
+                writes.given = given
+                yield writes
+                began = time.perf_counter()
+            self._record("together: " + ", ".join(given), time.perf_counter() - began, 0)
+
+        def _record(self, key: str, seconds: float, rows: int) -> None:
+            held_seconds, held_rows = self.steps.get(key, (0.0, 0))
+            self.steps[key] = (held_seconds + seconds, held_rows + rows)
+
+    def timed(method: str, rows_of, *, write: bool):
         original = getattr(FolderLakehouse, method)
 
         @functools.wraps(original)
@@ -193,15 +208,17 @@ def _timed_class():
             result = original(self, *args, **kwargs)
             name = args[1] if len(args) > 1 and isinstance(args[1], str) else args[0]
             key = f"{method} {name}"
-            seconds, rows = self.steps.get(key, (0.0, 0))
-            self.steps[key] = (seconds + time.perf_counter() - began, rows + rows_of(result))
+            if write and vars(self).get("given") is not None:
+                self.given.append(key)  # given together: timed with its block
+            else:
+                self._record(key, time.perf_counter() - began, rows_of(result))
             return result
 
         setattr(TimedLakehouse, method, wrapper)
 
     for method in ("append", "upsert", "apply_changes"):
-        timed(method, lambda result: 0)
-    timed("read_matching", lambda result: vars(result)[ROWS_ATTRIBUTE].num_rows)
+        timed(method, lambda result: 0, write=True)
+    timed("read_matching", lambda result: vars(result)[ROWS_ATTRIBUTE].num_rows, write=False)
     return TimedLakehouse
 
 
