@@ -6,9 +6,9 @@ aim, met, load average) and a details list in Markdown.
 
 from __future__ import annotations
 
-from benchmarks import discovery, model, scaling
+from benchmarks import compaction, discovery, model, scaling
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model")
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction")
 
 AIMS = {
     "ingest_ratio": 1.0,
@@ -110,6 +110,8 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows += discovery.summary_rows(s["discovery"]["run"])
     if "model" in s:
         rows += model.summary_rows(s["model"])
+    if "compaction" in s:
+        rows += compaction.summary_rows(s["compaction"]["run"])
     return rows
 
 
@@ -285,6 +287,8 @@ def _details(name: str, section: dict) -> list[str]:
         out += discovery.details(section["run"])
     elif name == "model":
         out += model.details(section)
+    elif name == "compaction":
+        out += compaction.details(section["run"])
     elif name == "producer":
         r = section["run"]
         if "error" in r:

@@ -7,7 +7,8 @@
 Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``scaling``, ``producer``,
 ``discovery`` (:mod:`benchmarks.discovery`: a trigger's file discovery at 10,000 and 100,000 landed
 files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes), ``model``
-(:mod:`benchmarks.model`: a Gold model batch at two table sizes). Each
+(:mod:`benchmarks.model`: a Gold model batch at two table sizes), ``compaction``
+(:mod:`benchmarks.compaction`: a micro-batch's table work after 100 and 1,000 micro-batches). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -149,6 +150,12 @@ def run_discovery(sizes: list[int], new_files: int, timeout: float) -> dict:
     return {"run": measure("discovery", *args, timeout=timeout, module="benchmarks.discovery")}
 
 
+def run_compaction(sizes: str, repeats: int, timeout: float) -> dict:
+    """A micro-batch's table work after many micro-batches, with and without the tables' properties."""
+    args = ("--sizes", sizes, "--repeats", str(repeats))
+    return {"run": measure("compaction", *args, timeout=timeout, module="benchmarks.compaction")}
+
+
 # -- environment ------------------------------------------------------------------------------------
 
 
@@ -204,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-batch-events", type=int, default=5_000, help="model: events in the timed batch")
     parser.add_argument("--discovery-sizes", default="10000,100000", help="discovery: landed files, comma-separated")
     parser.add_argument("--discovery-new-files", type=int, default=100, help="discovery: new files per trigger")
+    parser.add_argument("--compaction-sizes", default="100,1000", help="compaction: micro-batches already written")
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze max_files_per_trigger")
     parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver max_table_files_per_trigger")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
@@ -221,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         args.freshness_duration = 20.0
         args.producer_events = 50_000
         args.discovery_sizes = "1000,10000"
+        args.compaction_sizes = "20,200"
         args.model_sizes, args.model_batch_events = "50000,250000", 2_000
         args.lookup_sizes, args.gold_sizes, args.scaling_repeats = "200000,400000", "20000,100000", 2
         state_sizes = [50_000, 100_000]
@@ -265,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "discovery":
             sizes = [int(x) for x in args.discovery_sizes.split(",") if x.strip()]
             section = run_discovery(sizes, args.discovery_new_files, timeout)
+        elif name == "compaction":
+            section = run_compaction(args.compaction_sizes, args.scaling_repeats, timeout)
         else:
             section = run_producer(args.producer_events, timeout)
         section["measured_at"] = began.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -408,6 +408,12 @@ ALL_TABLES = (
 )
 LAYERS = ("bronze", "silver", "gold", "ops")
 
+# Every table is written micro-batch by micro-batch, a few files and one commit at a time. Auto compaction
+# rewrites a partition's small files into larger ones (the local runtime applies Databricks' rule after its
+# writes), and a checkpoint every 10 commits bounds the log a reader replays: what a read, a lookup or a
+# MERGE opens follows the data, not the number of batches.
+TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "auto", "delta.checkpointInterval": "10"}
+
 
 def spec(name: str) -> TableSpec:
     for table in ALL_TABLES:

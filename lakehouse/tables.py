@@ -142,6 +142,11 @@ class Lakehouse(ABC):
     def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
         """Set ``values`` (column -> SQL expression) on the rows of table ``name`` that satisfy ``predicate``."""
 
+    @abstractmethod
+    def vacuum(self, name: str) -> None:
+        """Delete the files of table ``name`` that its current version no longer uses and that left it longer
+        ago than the table's retention of removed files (Delta's ``VACUUM``, 7 days by default)."""
+
     # -- reads ----------------------------------------------------------------------------------
 
     @abstractmethod

@@ -58,10 +58,11 @@ class UnityCatalogLakehouse(Lakehouse):
     def create_table(self, spec: TableSpec) -> bool:
         existed = self.exists(spec.name)
         comment = spec.comment.replace("\\", "\\\\").replace("'", "\\'")
+        properties = ", ".join(f"'{key}' = '{value}'" for key, value in catalog.TABLE_PROPERTIES.items())
         partitioned = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partitioned_by)})" if spec.partitioned_by else ""
         self.session.sql(
             f"CREATE TABLE IF NOT EXISTS {self.identifier(spec.name)} ({spec.ddl_columns()}) "
-            f"USING DELTA{partitioned} COMMENT '{comment}'"
+            f"USING DELTA{partitioned} COMMENT '{comment}' TBLPROPERTIES ({properties})"
         )
         return not existed
 
@@ -77,6 +78,9 @@ class UnityCatalogLakehouse(Lakehouse):
     def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
         assignments = ", ".join(f"`{column}` = {expression}" for column, expression in values.items())
         self.session.sql(f"UPDATE {self.identifier(name)} SET {assignments} WHERE {predicate}")
+
+    def vacuum(self, name: str) -> None:
+        self.session.sql(f"VACUUM {self.identifier(name)}")
 
     def remove_checkpoint(self, stream: str) -> None:
         target = self.checkpoint_location(stream)

@@ -80,11 +80,13 @@ def create_table(
     *,
     description: str | None = None,
     partition_by: list[str] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> bool:
     """Create an empty table with ``schema`` unless one exists (``CREATE TABLE IF NOT EXISTS``).
 
     Column comments come from the field metadata ``{"comment": ...}`` of ``schema``; they are kept
-    in the Delta schema, where Databricks reads them. Returns True if this call created the table.
+    in the Delta schema, where Databricks reads them. ``properties``: the table's properties
+    (``TBLPROPERTIES``). Returns True if this call created the table.
     """
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
@@ -100,6 +102,7 @@ def create_table(
             mode="error",
             partition_by=partition_by or None,
             description=description,
+            configuration=properties or None,
         )
     except DeltaError:
         if table_exists(location):  # created concurrently by someone else: IF NOT EXISTS holds
@@ -137,17 +140,18 @@ def write(
     _check_app_transaction(location, app_id, version)
 
     def attempt() -> bool:
-        if app_id is not None and _already_committed(location, app_id, version):
+        table = _open(location)  # one snapshot for the checks and the write
+        if app_id is not None and table is not None and _committed(table, app_id, version):
             log.info("skip write to %s: %s already committed version %s", location, app_id, version)
             return False
-        exists = table_exists(location)
+        exists = table is not None
         if exists and partition_by and schema_mode != "overwrite":
-            _check_same_partitioning(location, partition_by)
-        rows = normalise_table(data, existing=_existing_schema(location) if exists else None)
+            _check_same_partitioning(location, table, partition_by)
+        rows = normalise_table(data, existing=pa.schema(table.schema().to_arrow()) if exists else None)
         if not exists:
             _check_partition_columns(location, rows.schema, partition_by)
         write_deltalake(
-            location,
+            table if exists else location,
             rows,
             mode=mode,
             partition_by=(partition_by or None) if not exists or schema_mode == "overwrite" else None,
@@ -211,13 +215,15 @@ def merge(
         predicate += f" AND ({target_filter})"
 
     def attempt() -> dict | None:
-        if app_id is not None and _already_committed(location, app_id, version):
+        table = _open(location)  # one snapshot for the checks and the MERGE
+        if app_id is not None and table is not None and _committed(table, app_id, version):
             log.info("skip merge into %s: %s already committed version %s", location, app_id, version)
             return None
-        if not table_exists(location):
+        if table is None:
             create_table(location, source.schema if delete_column is None else source.drop([delete_column]))
-        merger = DeltaTable(location).merge(
-            normalise_table(source, existing=_existing_schema(location)),
+            table = DeltaTable(location)
+        merger = table.merge(
+            normalise_table(source, existing=pa.schema(table.schema().to_arrow())),
             predicate,
             source_alias="source",
             target_alias="target",
@@ -237,6 +243,67 @@ def merge(
     return _retry_conflicts(f"merge into {location}", attempt)
 
 
+AUTO_COMPACT = "delta.autoOptimize.autoCompact"
+# Databricks' defaults for auto compaction (spark.databricks.delta.autoCompact.minNumFiles and maxFileSize).
+AUTO_COMPACT_MIN_FILES = 50
+AUTO_COMPACT_MAX_FILE_SIZE = 128 * 1024 * 1024
+
+
+def auto_compact(
+    path: str, *, min_files: int = AUTO_COMPACT_MIN_FILES, max_file_size: int = AUTO_COMPACT_MAX_FILE_SIZE
+) -> int:
+    """Auto compaction after a write, for a table whose ``delta.autoOptimize.autoCompact`` property enables it.
+
+    Each partition (the whole table when it has none) holding at least ``min_files`` files smaller than
+    ``max_file_size`` has them rewritten into files of up to that size (in the order they were written),
+    one commit per partition that changes no data: streaming readers skip it and app transactions stay.
+    A compaction that loses a race with another writer's commit is left to the next write. Returns the
+    number of files removed.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import CommitFailedError
+
+    location = table_path(path)
+    table = DeltaTable(location)
+    metadata = table.metadata()
+    if metadata.configuration.get(AUTO_COMPACT, "false").lower() == "false":
+        return 0
+    removed = 0
+    for partition in _crowded_partitions(table, list(metadata.partition_columns), min_files, max_file_size):
+        try:
+            metrics = table.optimize.compact(
+                partition_filters=partition, target_size=max_file_size, writer_properties=_writer_properties()
+            )
+        except CommitFailedError as exc:
+            log.info("compaction of %s %s left to a later write: %s", location, partition, exc)
+            break
+        removed += metrics["numFilesRemoved"]
+        log.info("compacted %s %s: %s files into %s", location, partition or "", metrics["numFilesRemoved"],
+                 metrics["numFilesAdded"])
+    return removed
+
+
+def _crowded_partitions(table, columns: list[str], min_files: int, max_file_size: int) -> list:
+    """The partitions (as delta-rs partition filters; None for a table without partitions) holding at
+    least ``min_files`` files smaller than ``max_file_size``."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    small = actions.filter(pc.less(actions.column("size_bytes"), max_file_size))
+    if not columns:
+        return [None] if small.num_rows >= min_files else []
+    keys = [f"partition.{c}" for c in columns]
+    counts = small.group_by(keys).aggregate([("path", "count")])
+    crowded = counts.filter(pc.greater_equal(counts.column("path_count"), min_files)).select(keys).to_pylist()
+    # A null partition value cannot be named in a partition filter; its files stay as they are.
+    return [
+        [(c, "=", _partition_text(row[k])) for c, k in zip(columns, keys, strict=True)]
+        for row in crowded if None not in row.values()
+    ]
+
+
+def _partition_text(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def delete(path: str, predicate: str) -> None:
     """Delete the rows that satisfy the SQL ``predicate``, in one commit (nothing when the table does not exist)."""
     from deltalake import DeltaTable
@@ -244,6 +311,19 @@ def delete(path: str, predicate: str) -> None:
     location = table_path(path)
     if table_exists(location):
         _retry_conflicts(f"delete from {location}", lambda: DeltaTable(location).delete(predicate))
+
+
+def vacuum(path: str, *, retention_hours: int | None = None) -> list[str]:
+    """Delete the data files the table no longer uses that were removed more than ``retention_hours`` ago
+    (the table's ``delta.deletedFileRetentionDuration``, 7 days by default, when None); returns them."""
+    from deltalake import DeltaTable
+
+    location = table_path(path)
+    if not table_exists(location):
+        return []
+    return DeltaTable(location).vacuum(
+        retention_hours=retention_hours, dry_run=False, enforce_retention_duration=retention_hours is None
+    )
 
 
 def update(path: str, values: dict[str, str], predicate: str) -> None:
@@ -299,7 +379,7 @@ def read_matching(
     dataset = ds.dataset(files, format="parquet", filesystem=LocalFileSystem(), schema=schema)
     wanted = values.cast(schema.field(key).type)
     # Partition columns are not in the files: their values come from the log, file by file.
-    full = pa.schema(_existing_schema(location))
+    full = pa.schema(table.schema().to_arrow())
     partition_columns = [c for c in table.metadata().partition_columns if c in (columns or full.names)]
     read = sorted({key, *(c for c in (columns or full.names) if c not in partition_columns)})
     values_of = _partition_values(table, location, partition_columns, full) if partition_columns else {}
@@ -398,16 +478,15 @@ def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def _existing_schema(location: str) -> pa.Schema | None:
+def _open(location: str):
+    """The table's current snapshot (a ``DeltaTable``), or None when there is no table."""
     from deltalake import DeltaTable
 
-    if not table_exists(location):
-        return None
-    return pa.schema(DeltaTable(location).schema().to_arrow())
+    return DeltaTable(location) if table_exists(location) else None
 
 
-def _already_committed(location: str, app_id: str, version: int | None) -> bool:
-    committed = committed_version(location, app_id)
+def _committed(table, app_id: str, version: int | None) -> bool:
+    committed = table.transaction_version(app_id)
     return committed is not None and version is not None and committed >= version
 
 
@@ -465,10 +544,8 @@ def _check_partition_columns(location: str, schema: pa.Schema, partition_by: lis
         raise ValueError(f"table {location}: partition columns {missing} are not in the schema ({schema.names})")
 
 
-def _check_same_partitioning(location: str, partition_by: list[str]) -> None:
-    from deltalake import DeltaTable
-
-    existing = DeltaTable(location).metadata().partition_columns
+def _check_same_partitioning(location: str, table, partition_by: list[str]) -> None:
+    existing = table.metadata().partition_columns
     if list(existing) != list(partition_by):
         raise ValueError(
             f"table {location} is partitioned by {existing}, not {partition_by}: write without "

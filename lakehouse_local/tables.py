@@ -130,7 +130,8 @@ class FolderLakehouse(Lakehouse):
         arrow_schema = _arrow_schema(spec)
         fields = [f.with_metadata({"comment": c.comment}) for f, c in zip(arrow_schema, spec.columns, strict=True)]
         return delta_rs.create_table(
-            self.path(spec.name), pa.schema(fields), description=spec.comment, partition_by=list(spec.partitioned_by)
+            self.path(spec.name), pa.schema(fields), description=spec.comment, partition_by=list(spec.partitioned_by),
+            properties=catalog.TABLE_PROPERTIES,
         )
 
     def exists(self, name: str) -> bool:
@@ -144,6 +145,9 @@ class FolderLakehouse(Lakehouse):
 
     def update_where(self, name: str, values: dict[str, str], predicate: str) -> None:
         delta_rs.update(self.path(name), values, predicate)
+
+    def vacuum(self, name: str) -> None:
+        delta_rs.vacuum(self.path(name))
 
     def remove_checkpoint(self, stream: str) -> None:
         shutil.rmtree(self.checkpoint_location(stream), ignore_errors=True)
@@ -248,7 +252,9 @@ class FolderLakehouse(Lakehouse):
 
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
         def commit(rows: pa.Table) -> bool:
-            return delta_rs.write(self.path(name), rows, mode="append", app_id=app_id, version=batch_id)
+            written = delta_rs.write(self.path(name), rows, mode="append", app_id=app_id, version=batch_id)
+            delta_rs.auto_compact(self.path(name))
+            return written
 
         return self._write(self.conform(df, name), commit)
 
@@ -302,6 +308,7 @@ class FolderLakehouse(Lakehouse):
         if source.num_rows == 0:  # a MERGE of nothing changes nothing: no commit
             return
         delta_rs.merge(self.path(name), source, keys=list(catalog.spec(name).keys), **options)
+        delta_rs.auto_compact(self.path(name))
 
 
 def _arrow_schema(spec: TableSpec) -> pa.Schema:

@@ -5,7 +5,9 @@
 # MAGIC **Reads and writes:** `bronze.events.value` and `silver.quarantine.raw_line`, the text of each landed
 # MAGIC line exactly as it arrived (readable by the engineers' group only).
 # MAGIC
-# MAGIC **Guarantees:** text older than `raw_retention_days` is removed (set to null). The rows stay, so every
+# MAGIC **Guarantees:** text older than `raw_retention_days` is removed (set to null), and `VACUUM` deletes the
+# MAGIC files that still hold it once the table's retention of removed files has passed (7 days by default,
+# MAGIC `delta.deletedFileRetentionDuration`; until then older versions can still be read). The rows stay, so every
 # MAGIC count and the conservation law still hold; Silver and Gold keep their validated, pseudonymised values.
 # MAGIC A rebuild from Bronze (`reset = silver`) reaches back as far as this retention. Run it daily (the
 # MAGIC bundle's `clickstream_retention` job does); running it again changes nothing.

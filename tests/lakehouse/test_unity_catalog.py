@@ -222,9 +222,26 @@ def test_ddl_creates_every_layer_schema_in_the_existing_catalog(calls):
         f"CREATE SCHEMA IF NOT EXISTS `clickstream`.`{layer}`" for layer in catalog.LAYERS
     ]
     assert statements[5].startswith("CREATE TABLE IF NOT EXISTS `clickstream`.`gold`.`daily_kpis` (`event_date` DATE COMMENT")
-    assert statements[5].endswith("USING DELTA COMMENT 'Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.'")
+    assert statements[5].endswith(
+        "USING DELTA COMMENT 'Daily KPIs over deduplicated, valid events; day = DATE(event_time) in UTC.' "
+        "TBLPROPERTIES ('delta.autoOptimize.autoCompact' = 'auto', 'delta.checkpointInterval' = '10')"
+    )
     assert created is True
     assert _lakehouse([], existing={"clickstream.gold.daily_kpis"}).create_table(catalog.DAILY_KPIS) is False
+
+
+def test_retention_statements_update_then_vacuum_each_table_with_raw_text(calls):
+    from datetime import UTC, datetime
+
+    from lakehouse.pipeline import retention
+
+    retention.purge_raw_lines(_lakehouse(calls), retention_days=30, now=datetime(2026, 12, 31, tzinfo=UTC))
+
+    statements = [args[0] for path, args, _ in calls if path == "spark.sql"]
+    assert [s.split(" SET")[0] for s in statements] == [
+        "UPDATE `clickstream`.`bronze`.`events`", "VACUUM `clickstream`.`bronze`.`events`",
+        "UPDATE `clickstream`.`silver`.`quarantine`", "VACUUM `clickstream`.`silver`.`quarantine`",
+    ]
 
 
 def test_a_missing_catalog_is_refused_with_how_to_create_it_and_nothing_is_created(calls):

@@ -337,3 +337,43 @@ def test_importing_the_runtime_makes_delta_rs_return_freed_memory(tmp_path):
 def test_a_jemalloc_setting_of_the_user_is_kept(tmp_path):
     report = _jemalloc_options(tmp_path, {"_RJEM_MALLOC_CONF": "dirty_decay_ms:5000"})
     assert "opt.dirty_decay_ms: 5000" in report
+
+
+def _partitioned(path: Path, *, properties: dict[str, str] | None) -> str:
+    schema = pa.schema([("event_id", pa.string()), ("day", pa.string())])
+    delta_rs.create_table(str(path), schema, partition_by=["day"], properties=properties)
+    return str(path)
+
+
+def _data_files(path: str, day: str) -> int:
+    return sum(1 for p in DeltaTable(path).file_uris() if f"day={day}" in p)
+
+
+def test_auto_compaction_rewrites_a_crowded_partition_once_and_changes_no_data(tmp_path):
+    from lakehouse_local.sources.delta.log import commit_files
+
+    path = _partitioned(tmp_path / "t", properties={delta_rs.AUTO_COMPACT: "auto"})
+    for n in range(6):  # six micro-batches into one day, one into another
+        delta_rs.write(path, pa.table({"event_id": [f"a{n}"], "day": ["d1"]}), app_id="s", version=n)
+    delta_rs.write(path, pa.table({"event_id": ["b0"], "day": ["d2"]}), app_id="s", version=6)
+    before = delta_rows(path, sort_by="event_id")
+
+    assert delta_rs.auto_compact(path, min_files=7) == 0  # no partition holds 7 small files yet
+    assert delta_rs.auto_compact(path, min_files=6) == 6
+
+    assert (_data_files(path, "d1"), _data_files(path, "d2")) == (1, 1)
+    assert delta_rows(path, sort_by="event_id").to_pylist() == before.to_pylist()
+    compaction = DeltaTable(path).version()
+    assert DeltaTable(path).history(1)[0]["operation"] == "OPTIMIZE"
+    assert commit_files(path, compaction).added == [] and not commit_files(path, compaction).removes_data
+    assert delta_rs.committed_version(path, "s") == 6  # app transactions stay: replays are still skipped
+    assert delta_rs.write(path, pa.table({"event_id": ["a0"], "day": ["d1"]}), app_id="s", version=0) is False
+
+
+def test_auto_compaction_needs_the_table_property(tmp_path):
+    path = _partitioned(tmp_path / "t", properties=None)
+    for n in range(3):
+        delta_rs.write(path, pa.table({"event_id": [f"a{n}"], "day": ["d1"]}))
+
+    assert delta_rs.auto_compact(path, min_files=2) == 0
+    assert _data_files(path, "d1") == 3

@@ -209,3 +209,20 @@ def test_no_write_given_together_commits_when_the_block_or_one_of_its_sources_fa
         raise AssertionError("the bad source did not fail")
 
     assert _versions(lakehouse, "bronze.events") == before
+
+
+def test_tables_are_created_with_auto_compaction_and_micro_batches_do_not_pile_up_files(spark, tmp_path):
+    from deltalake import DeltaTable
+
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.PIPELINE_METRICS)
+    path = lakehouse.path("ops.pipeline_metrics")
+    assert DeltaTable(path).metadata().configuration == catalog.TABLE_PROPERTIES
+
+    batches = delta_rs.AUTO_COMPACT_MIN_FILES + 5
+    for batch_id in range(batches):  # one metrics row per micro-batch, one MERGE each
+        lakehouse.upsert_rows([_metrics_row(batch_id, batch_id)], "ops.pipeline_metrics", app_id="a", batch_id=batch_id)
+
+    assert len(DeltaTable(path).file_uris()) < delta_rs.AUTO_COMPACT_MIN_FILES
+    got = lakehouse.read("ops.pipeline_metrics").select("batch_id", "rows_in").collect()
+    assert sorted(tuple(r) for r in got) == [(n, n) for n in range(batches)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from lakehouse import catalog
 from lakehouse.pipeline import retention
+from lakehouse_local import delta_rs
 from lakehouse_local.tables import FolderLakehouse
 
 NOW = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
@@ -43,3 +45,32 @@ def test_text_older_than_the_retention_is_removed_and_the_rows_stay(spark, tmp_p
 def test_a_retention_under_a_day_is_refused(spark, tmp_path):
     with pytest.raises(ValueError, match="at least 1"):
         retention.purge_raw_lines(FolderLakehouse(spark, str(tmp_path / "lh")), retention_days=0)
+
+
+def _files_holding(tables: FolderLakehouse, text: str) -> list[str]:
+    """The Parquet files under bronze.events (used by the table or not) whose ``value`` column holds ``text``."""
+    import pyarrow.parquet as pq
+
+    folder = Path(tables.path("bronze.events"))
+    return [p.name for p in folder.rglob("*.parquet") if text in pq.read_table(p, columns=["value"]).column(0).to_pylist()]
+
+
+@pytest.mark.parametrize("retention_passed", [False, True])
+def test_vacuum_deletes_the_files_still_holding_purged_text_once_the_retention_of_removed_files_passed(
+    spark, tmp_path, monkeypatch, retention_passed
+):
+    if retention_passed:  # the table's 7 days of retention of removed files, made to pass at once
+        monkeypatch.setattr(FolderLakehouse, "vacuum", lambda self, name: delta_rs.vacuum(self.path(name), retention_hours=0))
+    tables = FolderLakehouse(spark, str(tmp_path / "lh"))
+    for spec in (catalog.BRONZE_EVENTS, catalog.QUARANTINE):
+        tables.create_table(spec)
+    old, recent = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
+    rows = spark.createDataFrame([_bronze("old", old), _bronze("recent", recent)], catalog.BRONZE_EVENTS.struct())
+    tables.append(rows, "bronze.events", app_id="b", batch_id=0)
+    old_text = _bronze("old", old)["value"]
+
+    retention.purge_raw_lines(tables, retention_days=30, now=NOW)
+
+    # The table no longer reads the text either way; the file that held it goes only after the retention.
+    assert {r._record_id: r.value for r in tables.read("bronze.events").collect()}["old"] is None
+    assert bool(_files_holding(tables, old_text)) is not retention_passed
