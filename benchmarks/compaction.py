@@ -22,7 +22,6 @@ batches; the largest is reported too, as a batch that compacts pays for it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from benchmarks import emit
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average
 
@@ -224,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     landing_data.BENCH_ROOT.mkdir(parents=True, exist_ok=True)
     sizes = sorted(int(size) for size in args.sizes.split(",") if size.strip())
     result = {"name": "compaction", **run(sizes, args.repeats)}
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import emit
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average
 
@@ -305,12 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     landing_data.BENCH_ROOT.mkdir(parents=True, exist_ok=True)
     sizes = sorted(int(size) for size in args.sizes.split(",") if size.strip())
     result = {"name": "discovery", **run(sizes, args.new_files, (args.repeats, args.baseline_repeats))}
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

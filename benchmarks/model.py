@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import random
 import shutil
 import statistics
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from benchmarks import emit
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average
 
@@ -286,11 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load_average()
     result = {"name": "model", **measure(spark, [int(s) for s in args.sizes.split(",")], args.batch_events, args.repeats)}
     result.update(load_average_before=before, load_average_after=load_average(), what=WHAT)
-    text = json.dumps(result, indent=2, default=str)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

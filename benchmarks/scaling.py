@@ -17,7 +17,6 @@ alternating, so a load change on the machine falls on both. Figures are medians.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -25,6 +24,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from benchmarks import emit
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average
 
@@ -240,11 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load_average()
     result = {"name": args.name, **(lookup if args.name == "lookup" else gold)(spark, sizes, args.repeats)}
     result.update(load_average_before=before, load_average_after=load_average(), what=WHAT[args.name])
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

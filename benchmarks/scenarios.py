@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
+from benchmarks import emit
 from benchmarks import landing as landing_data
 from benchmarks.procmem import MemorySampler, load_average
 
@@ -796,12 +797,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.name not in runs:
         parser.error(f"unknown measurement {args.name!r}; one of {', '.join(runs)}")
     result = {"name": args.name, "events": args.events, **runs[args.name]()}
-    text = json.dumps(result, indent=2, default=str)
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

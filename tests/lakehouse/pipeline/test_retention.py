@@ -20,13 +20,22 @@ def _bronze(record_id: str, ingested: datetime) -> dict:
             "_file_modification_time": ingested, "_line_number": 1, "_ingested_at": ingested, "_record_id": record_id}
 
 
-def test_text_older_than_the_retention_is_removed_and_the_rows_stay(spark, tmp_path):
+OLD, RECENT = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
+
+
+def _lakehouse_with_old_and_recent_lines(spark, tmp_path) -> FolderLakehouse:
+    """Bronze and the quarantine tables, Bronze holding one line ingested long ago and one recently."""
     tables = FolderLakehouse(spark, str(tmp_path / "lh"))
     for spec in (catalog.BRONZE_EVENTS, catalog.QUARANTINE):
         tables.create_table(spec)
-    old, recent = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
-    rows = spark.createDataFrame([_bronze("old", old), _bronze("recent", recent)], catalog.BRONZE_EVENTS.struct())
+    rows = spark.createDataFrame([_bronze("old", OLD), _bronze("recent", RECENT)], catalog.BRONZE_EVENTS.struct())
     tables.append(rows, "bronze.events", app_id="b", batch_id=0)
+    return tables
+
+
+def test_text_older_than_the_retention_is_removed_and_the_rows_stay(spark, tmp_path):
+    tables = _lakehouse_with_old_and_recent_lines(spark, tmp_path)
+    old, recent = OLD, RECENT
     quarantined = {c.name: None for c in catalog.QUARANTINE.columns}
     tables.upsert_rows([quarantined | {"_record_id": "q-old", "raw_line": "x", "quarantined_at": old},
                         quarantined | {"_record_id": "q-recent", "raw_line": "y", "quarantined_at": recent}],
@@ -61,13 +70,8 @@ def test_vacuum_deletes_the_files_still_holding_purged_text_once_the_retention_o
 ):
     if retention_passed:  # the table's 7 days of retention of removed files, made to pass at once
         monkeypatch.setattr(FolderLakehouse, "vacuum", lambda self, name: delta_rs.vacuum(self.path(name), retention_hours=0))
-    tables = FolderLakehouse(spark, str(tmp_path / "lh"))
-    for spec in (catalog.BRONZE_EVENTS, catalog.QUARANTINE):
-        tables.create_table(spec)
-    old, recent = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
-    rows = spark.createDataFrame([_bronze("old", old), _bronze("recent", recent)], catalog.BRONZE_EVENTS.struct())
-    tables.append(rows, "bronze.events", app_id="b", batch_id=0)
-    old_text = _bronze("old", old)["value"]
+    tables = _lakehouse_with_old_and_recent_lines(spark, tmp_path)
+    old_text = _bronze("old", OLD)["value"]
 
     retention.purge_raw_lines(tables, retention_days=30, now=NOW)
 
