@@ -204,8 +204,10 @@ def restarted_behind_faulty_s3(spark, s3, s3_endpoint, tmp_path_factory):
     root = folder / "lh"
     proxy = FaultyS3(s3_endpoint.endpoint_url, prefix="/e2e-restart/landing/").start()
     try:
+        # Two objects per Bronze batch go through the faults side by side; two Bronze batches leave Silver
+        # work after its first commit.
         kill_after_first_silver_commit(
-            small["landing"], root, env={"AWS_ENDPOINT_URL": proxy.endpoint_url}, max_files_per_trigger="1"
+            small["landing"], root, env={"AWS_ENDPOINT_URL": proxy.endpoint_url}, max_files_per_trigger="2"
         )
     finally:
         proxy.stop()
