@@ -1,0 +1,34 @@
+"""The local session's environment: what Spark's Python workers start with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def test_python_workers_import_the_installed_pyspark_not_the_zip_in_spark_home(spark):
+    """pip's pyspark ships ``python/lib/pyspark.zip`` without bytecode, and Spark puts it first on its workers'
+    path: each Python process Spark starts would compile pyspark again. The session's ``SPARK_HOME`` leaves it out."""
+    import pyspark
+    from pyspark.sql import functions as F
+
+    @F.udf("string")
+    def pyspark_file(_):
+        import pyspark as worker_pyspark
+
+        return worker_pyspark.__file__
+
+    worker_file = spark.range(1).select(pyspark_file("id")).first()[0]
+    assert ".zip" not in worker_file
+    assert Path(worker_file).resolve() == Path(pyspark.__file__).resolve()
+    home = Path(os.environ["SPARK_HOME"])
+    assert (home / "jars").is_dir() and (home / "bin" / "spark-submit").exists()
+    assert not (home / "python").exists()
+
+
+def test_a_spark_home_set_by_the_user_is_kept(monkeypatch, tmp_path):
+    from lakehouse_local import session
+
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path))
+    session._use_installed_pyspark_in_workers()
+    assert os.environ["SPARK_HOME"] == str(tmp_path)
