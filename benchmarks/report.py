@@ -6,9 +6,9 @@ aim, met, load average) and a details list in Markdown.
 
 from __future__ import annotations
 
-from benchmarks import compaction, discovery, model, scaling
+from benchmarks import compaction, discovery, model, scaling, stream_start
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction")
+SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start")
 
 AIMS = {
     "ingest_ratio": 1.0,
@@ -112,6 +112,8 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows += model.summary_rows(s["model"])
     if "compaction" in s:
         rows += compaction.summary_rows(s["compaction"]["run"])
+    if "stream_start" in s:
+        rows += stream_start.summary_rows(s["stream_start"]["run"])
     return rows
 
 
@@ -289,6 +291,8 @@ def _details(name: str, section: dict) -> list[str]:
         out += model.details(section)
     elif name == "compaction":
         out += compaction.details(section["run"])
+    elif name == "stream_start":
+        out += stream_start.details(section["run"])
     elif name == "producer":
         r = section["run"]
         if "error" in r:

@@ -8,7 +8,8 @@ Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``sc
 ``discovery`` (:mod:`benchmarks.discovery`: a trigger's file discovery at 10,000 and 100,000 landed
 files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes), ``model``
 (:mod:`benchmarks.model`: a Gold model batch at two table sizes), ``compaction``
-(:mod:`benchmarks.compaction`: a micro-batch's table work after 100 and 1,000 micro-batches). Each
+(:mod:`benchmarks.compaction`: a micro-batch's table work after 100 and 1,000 micro-batches),
+``stream_start`` (:mod:`benchmarks.stream_start`: starting a stream of a Python data source). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -156,6 +157,11 @@ def run_compaction(sizes: str, repeats: int, timeout: float) -> dict:
     return {"run": measure("compaction", *args, timeout=timeout, module="benchmarks.compaction")}
 
 
+def run_stream_start(timeout: float) -> dict:
+    """Starting a stream of the ``delta`` source, with pyspark's zip on the workers' path and as configured."""
+    return {"run": measure("stream_start", timeout=timeout, module="benchmarks.stream_start")}
+
+
 # -- environment ------------------------------------------------------------------------------------
 
 
@@ -276,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_discovery(sizes, args.discovery_new_files, timeout)
         elif name == "compaction":
             section = run_compaction(args.compaction_sizes, args.scaling_repeats, timeout)
+        elif name == "stream_start":
+            section = run_stream_start(timeout)
         else:
             section = run_producer(args.producer_events, timeout)
         section["measured_at"] = began.isoformat(timespec="seconds").replace("+00:00", "Z")
