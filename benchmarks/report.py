@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from benchmarks import compaction, discovery, model, scaling, stream_start
 
-SCENARIOS = ("ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start")
+SCENARIOS = (
+    "ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start",
+)
 
 AIMS = {
     "ingest_ratio": 1.0,

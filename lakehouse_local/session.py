@@ -53,7 +53,7 @@ def _configure_environment() -> None:
 
 
 def _use_installed_pyspark_in_workers() -> None:
-    """Point ``SPARK_HOME`` at a folder of links to the installed pyspark without its ``python/lib`` zips.
+    """Point ``SPARK_HOME`` at a folder of links to the installed pyspark, leaving out its ``python/`` folder (the zips).
 
     Spark puts ``$SPARK_HOME/python/lib/pyspark.zip`` first on its Python workers' path. pip's pyspark ships
     that zip without bytecode, so every Python process Spark starts compiles pyspark again: about a second
