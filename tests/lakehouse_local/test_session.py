@@ -32,3 +32,21 @@ def test_a_spark_home_set_by_the_user_is_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("SPARK_HOME", str(tmp_path))
     session._use_installed_pyspark_in_workers()
     assert os.environ["SPARK_HOME"] == str(tmp_path)
+
+
+def test_generated_code_stays_compiled_across_more_queries_than_sparks_default_cache_holds(spark):
+    """Spark caches the classes it compiles for generated code, 100 by default: fewer than a pipeline's streams
+    generate, so each micro-batch compiled most of its code again. The session keeps many more."""
+    codegen = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics
+
+    def run(i: int) -> None:
+        # The literal is written into the generated code, so each i compiles classes of its own (two).
+        assert spark.range(3).selectExpr(f"id * {i + 7919} AS v").collect()[2].v == 2 * (i + 7919)
+
+    distinct = 75
+    for i in range(distinct):
+        run(i)
+    compiled = codegen.METRIC_COMPILATION_TIME().getCount()
+    for i in range(10):
+        run(i)
+    assert codegen.METRIC_COMPILATION_TIME().getCount() == compiled
