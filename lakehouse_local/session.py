@@ -84,10 +84,6 @@ def _use_installed_pyspark_in_workers() -> None:
     os.environ["SPARK_HOME"] = str(home)
 
 
-# Distinct generated classes Spark keeps compiled (see session_conf).
-CODEGEN_CACHE_ENTRIES = 2000
-
-
 def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = None) -> dict[str, str]:
     """The local Spark configuration, the same in both modes."""
     return {
@@ -112,7 +108,7 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # Spark keeps the classes it compiles for a query's generated code in a cache of 100 by default. A
         # pipeline's streams generate a few hundred distinct ones, so with 100 every micro-batch compiled
         # most of its code again; with this many, a stream's later batches reuse what its first compiled.
-        "spark.sql.codegen.cache.maxEntries": str(CODEGEN_CACHE_ENTRIES),
+        "spark.sql.codegen.cache.maxEntries": "2000",
         "spark.sql.warehouse.dir": str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()),
     }
 
