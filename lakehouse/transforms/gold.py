@@ -144,9 +144,11 @@ def _member(metric: str, group: str, who: str) -> str:
 
 _WHOLE_DAY = "'[]'"
 _DIMENSIONS_KEY = _json_array(*[f"coalesce({d}, '{UNKNOWN}')" for d in _DIMENSIONS])
-# Each event's members of every distinct count, as one SQL expression. In the classic Python API each function
-# and operator of a column is a call into the JVM: built column by column, this one took hundreds per batch.
-_MEMBERS = "filter(array({}), m -> m IS NOT NULL)".format(", ".join([
+# Each event's members of every distinct count, as one SQL expression (null where an event is not a member). In
+# the classic Python API each function and operator of a column is a call into the JVM: built column by column,
+# this one took hundreds per batch. Nulls are dropped after the explode, not with a lambda (``filter(array, m ->
+# ...)``): Spark has no generated code for lambdas, and one in the plan left the explode interpreted, per row.
+_MEMBERS = "array({})".format(", ".join([
     _member("users", _WHOLE_DAY, "user_id"),
     _member("sessions", _WHOLE_DAY, "session_id"),
     _member("funnel_sessions", _json_array("action"), "session_id"),
@@ -164,21 +166,24 @@ def member_keys(silver: DataFrame) -> DataFrame:
     Groups and keys are JSON arrays, since text fields may hold any character and a key must still name
     one group and one member.
     """
-    keys = silver.selectExpr("event_date", f"explode({_MEMBERS}) AS m").selectExpr("event_date", "m.*").distinct()
+    members = silver.selectExpr("event_date", f"explode({_MEMBERS}) AS m").filter("m IS NOT NULL")
+    keys = members.selectExpr("event_date", "m.*").distinct()
     return keys.selectExpr("*", f"{_KEY} AS key")
 
 
-def _new(new_keys: DataFrame, metric: str, name: str, group: list[str]) -> DataFrame:
-    """How many new members each group of ``metric`` gained, its group split back into ``group`` columns."""
-    counted = new_keys.filter(f"metric = '{metric}'").groupBy("event_date", "group_key").agg(
-        F.expr(f"count(1) AS {name}")
-    )
-    parts = [f"from_json(group_key, 'array<string>')[{i}] AS {c}" for i, c in enumerate(group)]
-    return counted.selectExpr("event_date", *parts, name)
+def _new(new_keys: DataFrame, metric: str, name: str) -> DataFrame:
+    """How many new members each group (``event_date``, ``group_key``) of ``metric`` gained."""
+    return new_keys.filter(f"metric = '{metric}'").groupBy("event_date", "group_key").agg(F.expr(f"count(1) AS {name}"))
 
 
-def _with(base: DataFrame, extra: DataFrame, on: list[str], columns: list[str]) -> DataFrame:
-    joined = base.join(extra, on, "left")
+def _with(base: DataFrame, extra: DataFrame, group: list[str], columns: list[str]) -> DataFrame:
+    """``base`` (rows of ``event_date`` and the ``group`` columns) with ``extra``'s counts of its groups (0 for none).
+
+    The groups are matched on the key :func:`member_keys` gave them (the group's columns as a JSON array), made
+    here once per group: parsing each key back into columns would run per key row, before the aggregation.
+    """
+    keyed = base.selectExpr("*", f"{_json_array(*group) if group else _WHOLE_DAY} AS group_key")
+    joined = keyed.join(extra, ["event_date", "group_key"], "left")
     return joined.selectExpr(*[f"`{c}`" for c in base.columns], *[f"CAST(coalesce({c}, 0) AS BIGINT) AS {c}" for c in columns])
 
 
@@ -195,27 +200,27 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     kpis = by_day
     for metric in ("active_users", "sessions", "converted_sessions"):
         source = {"active_users": "users"}.get(metric, metric)
-        kpis = _with(kpis, _new(new_keys, source, metric, []), ["event_date"], [metric])
+        kpis = _with(kpis, _new(new_keys, source, metric), [], [metric])
     kpis = kpis.selectExpr(
         "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
     funnel = _with(
         _steps_of_days(silver),
-        _new(new_keys, "funnel_sessions", "sessions", ["step"]),
-        ["event_date", "step"],
+        _new(new_keys, "funnel_sessions", "sessions"),
+        ["step"],
         ["sessions"],
     )
     dims = [F.expr(f"coalesce({d}, '{UNKNOWN}') AS {d}") for d in _DIMENSIONS]
     traffic = _with(
         silver.groupBy("event_date", *dims).agg(F.expr("count(1) AS events")),
-        _new(new_keys, "traffic_users", "active_users", list(_DIMENSIONS)),
-        ["event_date", *_DIMENSIONS],
+        _new(new_keys, "traffic_users", "active_users"),
+        list(_DIMENSIONS),
         ["active_users"],
     )
     pages = _with(
         silver.filter("action = 'view'").groupBy("event_date", "page").agg(F.expr("count(1) AS views")),
-        _new(new_keys, "page_users", "unique_users", ["page"]),
-        ["event_date", "page"],
+        _new(new_keys, "page_users", "unique_users"),
+        ["page"],
         ["unique_users"],
     )
     return {
