@@ -112,7 +112,17 @@ def progress_summary(progress: list) -> dict:
 
 
 def _query_progress(query) -> list[dict]:
-    return [json.loads(p.json) if not isinstance(p, dict) else p for p in query.recentProgress]
+    """The query's progress reports as plain dicts.
+
+    Under Spark Connect (pyspark 4.2) a report is a dict whose ``numInputRows`` is None, while its
+    ``numInputRows`` attribute holds the count; both modes' reports have the attribute.
+    """
+    reports = []
+    for progress in query.recentProgress:
+        report = dict(progress) if isinstance(progress, dict) else json.loads(progress.json)
+        report["numInputRows"] = progress.numInputRows
+        reports.append(report)
+    return reports
 
 
 _SAMPLER: MemorySampler | None = None
