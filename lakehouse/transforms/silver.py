@@ -104,6 +104,8 @@ ALREADY_IN_SILVER = "already_in_silver"  # the row itself was committed by an ea
 DUPLICATE = "duplicate"
 CONFLICTING = rules.CONFLICTING_DUPLICATE
 OUTCOMES = (INSERT, ALREADY_IN_SILVER, DUPLICATE, CONFLICTING)
+# Where a row of classify_duplicates' single stream comes from.
+_BATCH, _SILVER, _KEPT = "batch", "silver", "kept"
 
 
 def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: DataFrame) -> DataFrame:
@@ -119,15 +121,32 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
     conflicting duplicate. A row already in Silver under its own ``_record_id`` (a replayed batch) is
     recognised as itself, so replays classify every row exactly as the first attempt did.
     """
-    # The earliest arrival per event_id: an aggregate over a few narrow columns (a struct orders
-    # field by field, nulls first), not a window that sorts whole rows.
-    earliest = F.expr(f"min(struct({', '.join(ARRIVAL_ORDER)}, payload_hash)) AS _first")
-    batch_first = valid.groupBy("event_id").agg(earliest).selectExpr(
-        "event_id", "_first.payload_hash AS _first_hash", "_first._record_id AS _first_record"
+    # The batch's valid rows, Silver's rows for their keys and the ids the dedup kept, in one stream: a single
+    # shuffle on event_id brings each id's rows together, and aggregates over its window say who came first
+    # (a struct orders field by field, nulls first), what Silver holds and whether the dedup kept it. Joins would
+    # shuffle or broadcast each side on its own.
+    rows = valid.selectExpr("*", f"'{_BATCH}' AS _side")
+    in_silver = silver.selectExpr("event_id", "payload_hash AS _silver_hash", "_record_id AS _silver_record",
+                                  f"'{_SILVER}' AS _side")
+    kept = kept_event_ids.selectExpr("event_id", f"'{_KEPT}' AS _side")
+    per_id = "OVER (PARTITION BY event_id)"
+    joined = (
+        rows.unionByName(in_silver, allowMissingColumns=True)
+        .unionByName(kept, allowMissingColumns=True)
+        .selectExpr(
+            *[f"`{name}`" for name in valid.columns],
+            f"min(IF(_side = '{_BATCH}', struct({', '.join(ARRIVAL_ORDER)}, payload_hash), NULL)) {per_id} AS _first",
+            f"max(IF(_side = '{_SILVER}', struct(_silver_record, _silver_hash), NULL)) {per_id} AS _silver",
+            f"bool_or(_side = '{_KEPT}') {per_id} AS _kept",
+            "_side",
+        )
+        .filter(f"_side = '{_BATCH}'")
+        .selectExpr(
+            *[f"`{name}`" for name in valid.columns],
+            "_first.payload_hash AS _first_hash", "_first._record_id AS _first_record",
+            "_silver._silver_hash AS _silver_hash", "_silver._silver_record AS _silver_record", "_kept",
+        )
     )
-    in_silver = silver.selectExpr("event_id", "payload_hash AS _silver_hash", "_record_id AS _silver_record")
-    kept = kept_event_ids.select("event_id").distinct().selectExpr("event_id", "true AS _kept")
-    joined = valid.join(batch_first, "event_id").join(in_silver, "event_id", "left").join(kept, "event_id", "left")
     outcome = f"""
         CASE
           WHEN _record_id = coalesce(_silver_record, _first_record)
@@ -137,7 +156,7 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
         END"""
     return joined.withColumns({
         "_outcome": F.expr(outcome),
-        "is_late": F.expr("_kept IS NULL"),
+        "is_late": F.expr("NOT _kept"),
         "_first_record_source": F.expr("coalesce(_silver_record, _first_record)"),
     }).drop("_first_hash", "_silver_hash", "_kept")
 

@@ -172,3 +172,16 @@ def test_silver_rows_have_the_silver_table_columns(spark):
     rows = silver.silver_rows(classified)
     assert rows.columns == catalog.SILVER_EVENTS.column_names
     assert json.loads(rows.first()["_rescued_data"]) == {"_file_path": "s3://b/landing/f1.jsonl", "fields": {"campaign": "x"}}
+
+
+def test_classification_meets_each_event_ids_rows_in_one_shuffle_without_joins(spark, capsys):
+    """The batch's rows, Silver's rows and the dedup's verdicts meet in one shuffle on ``event_id``: joins
+    shuffled or broadcast each side on its own (three Spark jobs, six shuffles and broadcasts, per batch)."""
+    valid = silver.valid_events(_parsed(spark, [_event(_uuid(1)), _event(_uuid(2))]))
+    kept = spark.createDataFrame([(_uuid(1),)], "event_id string")
+    existing = spark.createDataFrame([], "event_id string, payload_hash string, _record_id string")
+    silver.classify_duplicates(valid.select(*silver.DEDUP_COLUMNS), kept, existing).explain()
+    plan = capsys.readouterr().out
+    exchanges = [line.strip(" +-:") for line in plan.splitlines() if "Exchange" in line]
+    assert len(exchanges) == 1 and exchanges[0].startswith("Exchange hashpartitioning(event_id"), plan
+    assert "Join" not in plan, plan
