@@ -130,7 +130,7 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
                                   f"'{_SILVER}' AS _side")
     kept = kept_event_ids.selectExpr("event_id", f"'{_KEPT}' AS _side")
     per_id = "OVER (PARTITION BY event_id)"
-    joined = (
+    gathered = (
         rows.unionByName(in_silver, allowMissingColumns=True)
         .unionByName(kept, allowMissingColumns=True)
         .selectExpr(
@@ -154,7 +154,7 @@ def classify_duplicates(valid: DataFrame, kept_event_ids: DataFrame, silver: Dat
           WHEN payload_hash = coalesce(_silver_hash, _first_hash) THEN '{DUPLICATE}'
           ELSE '{CONFLICTING}'
         END"""
-    return joined.withColumns({
+    return gathered.withColumns({
         "_outcome": F.expr(outcome),
         "is_late": F.expr("NOT _kept"),
         "_first_record_source": F.expr("coalesce(_silver_record, _first_record)"),
