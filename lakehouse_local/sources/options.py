@@ -9,7 +9,18 @@ parsed with errors that name the option.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+
+_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_byte_size(value: str, option: str = "size", *, context: str = "option", error: type[ValueError] = ValueError) -> int:
+    """``"10m"`` → 10485760. Units are powers of 1024, as in Spark's byte strings; no unit means bytes."""
+    match = _BYTE_SIZE.match(str(value))
+    if not match or int(match.group(1)) <= 0:
+        raise error(f"{context}: {option} must be a positive byte size such as '10m' or '1g', got {value!r}.")
+    return int(match.group(1)) * 1024 ** "_kmgtp".index(match.group(2).lower() or "_")
 
 
 class SourceOptions:
@@ -76,3 +87,10 @@ class SourceOptions:
             kind = "a positive integer" if positive else "an integer"
             raise self.error(f"{self.context}: option {name} must be {kind}, got {value!r}.")
         return number
+
+    def byte_size(self, name: str, default: int | None = None) -> int | None:
+        """A positive byte size (``"64m"``, ``"1g"``, a number of bytes); ``default`` when it is not set."""
+        value = self.get(name)
+        if value is None:
+            return default
+        return parse_byte_size(value, f"option {name}", context=self.context, error=self.error)

@@ -20,9 +20,10 @@ folders, so the Bronze notebook runs unchanged on a laptop. Storage access lives
 
 from lakehouse_local.sources.cloudfiles.discovery import DiscoveryLog
 from lakehouse_local.sources.cloudfiles.layout import METADATA_TYPE, TEXT_SCHEMA, OutputLayout
-from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions, parse_byte_size
+from lakehouse_local.sources.cloudfiles.options import CloudFilesOptions
 from lakehouse_local.sources.cloudfiles.readers import CloudFilesBatchReader, CloudFilesStreamReader
 from lakehouse_local.sources.cloudfiles.source import SOURCE_NAME, CloudFilesDataSource
+from lakehouse_local.sources.options import parse_byte_size
 
 __all__ = [
     "METADATA_TYPE",

@@ -140,7 +140,6 @@ class CloudFilesOptions:
         max_age = opts.get("cloudFiles.maxFileAge")
 
         max_files = opts.integer("cloudFiles.maxFilesPerTrigger", positive=True)
-        max_bytes = opts.get("cloudFiles.maxBytesPerTrigger")
         schema_location = opts.get("cloudFiles.schemaLocation")
         rescued = opts.get("rescuedDataColumn")
         return cls(
@@ -148,9 +147,7 @@ class CloudFilesOptions:
             file_format=file_format,
             schema_location=storage.normalize(schema_location) if schema_location else None,
             max_files_per_trigger=max_files,
-            max_bytes_per_trigger=parse_byte_size(max_bytes, "cloudFiles.maxBytesPerTrigger")
-            if max_bytes is not None
-            else None,
+            max_bytes_per_trigger=opts.byte_size("cloudFiles.maxBytesPerTrigger"),
             include_existing_files=opts.flag("cloudFiles.includeExistingFiles", True),
             ignore_missing_files=opts.flag("ignoreMissingFiles", False),
             path_glob_filter=opts.get("pathGlobFilter") or None,
@@ -161,19 +158,6 @@ class CloudFilesOptions:
             backfill_interval_ms=parse_interval(backfill, "cloudFiles.backfillInterval") if backfill else None,
             max_file_age_ms=parse_interval(max_age, "cloudFiles.maxFileAge") if max_age else None,
         )
-
-
-_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
-
-
-def parse_byte_size(value: str, option: str = "size") -> int:
-    """``"10m"`` → 10485760. Units are powers of 1024, as in Spark's byte strings."""
-    match = _BYTE_SIZE.match(value)
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(
-            f"cloudFiles source: {option} must be a positive byte size such as '10m' or '1g', got {value!r}."
-        )
-    return int(match.group(1)) * 1024 ** "_kmgtp".index(match.group(2).lower() or "_")
 
 
 _INTERVAL_UNITS_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 604_800_000}

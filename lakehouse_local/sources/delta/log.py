@@ -42,12 +42,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class DataFile:
-    """One data file of a table version: its path relative to the table and partition values."""
+    """One data file of a table version: its path relative to the table and partition values.
+
+    ``row_groups`` makes it a piece of the file: those of its Parquet row groups only, ``size`` their share
+    of the file's bytes (a streaming read cuts a large file into pieces, see ``read.pieces``).
+    """
 
     path: str
     partition_values: tuple[tuple[str, str | None], ...]
     size: int
     modification_time: int
+    row_groups: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ Like Spark's own file sources, a read of fewer files than cores splits the large
 Parquet row groups is read by as many tasks as there are cores, each taking a run of its row groups, so a
 micro-batch of one large file (a Bronze batch, say) still uses every core.
 
+A streaming read cuts a file larger than ``PIECE_BYTES`` into pieces of consecutive row groups, and counts
+each piece as a file (``pieces``): a micro-batch then holds at most ``maxFilesPerTrigger`` pieces, never a
+whole compacted file of hundreds of megabytes, which locally would pass through the driver in one batch.
+
 Each file is read with pyarrow and returned as record batches of exactly the Spark schema's Arrow
 type: partition columns are restored from the log's partition values, columns the table gained after
 a file was written are null.
@@ -11,6 +15,7 @@ a file was written are null.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote, urlparse
@@ -28,6 +33,8 @@ MAX_PARTITION_BYTES = 128 * 1024 * 1024
 MAX_FILES_PER_PARTITION = 256
 # A file smaller than this is read whole by one task, however few files a read has.
 MIN_SPLIT_BYTES = 4 * 1024 * 1024
+# A streaming read counts a run of row groups of about this size as one file (see ``pieces``).
+PIECE_BYTES = 16 * 1024 * 1024
 
 
 class DeltaFilesPartition(InputPartition):
@@ -65,19 +72,64 @@ def group_files(table: str, files: Sequence[DataFile], *, cores: int | None = No
     return partitions
 
 
-def _split(table: str, data_file: DataFile, parts: int) -> list[DeltaFilesPartition]:
-    """``data_file`` as up to ``parts`` partitions of consecutive row groups (whole when small or one group)."""
+def pieces(table: str, files: Sequence[DataFile], *, piece_bytes: int | None = None) -> list[DataFile]:
+    """``files`` in order, each file larger than ``piece_bytes`` (default ``PIECE_BYTES``) cut into pieces:
+    runs of consecutive row groups whose compressed size stays within it (at least one row group each).
+
+    A file's row groups never change, so the same files always give the same pieces: offsets that count
+    pieces point at the same rows after a restart.
+    """
     import pyarrow.parquet as pq
 
+    limit = piece_bytes or PIECE_BYTES
+    cut: list[DataFile] = []
+    for data_file in files:
+        if data_file.size <= limit or data_file.row_groups is not None:
+            cut.append(data_file)
+            continue
+        metadata = pq.ParquetFile(_data_file_path(table, data_file.path)).metadata
+        sizes = [
+            sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+            for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+        ]
+        runs: list[list[int]] = []
+        run_bytes = 0
+        for index, size in enumerate(sizes):
+            if not runs or run_bytes + size > limit:
+                runs.append([])
+                run_bytes = 0
+            runs[-1].append(index)
+            run_bytes += size
+        if len(runs) < 2:
+            cut.append(data_file)
+            continue
+        total = sum(sizes) or 1
+        for run in runs:
+            share = data_file.size * sum(sizes[i] for i in run) // total
+            cut.append(dataclasses.replace(data_file, row_groups=tuple(run), size=share))
+    return cut
+
+
+def _row_groups(table: str, data_file: DataFile) -> tuple[int, ...]:
+    """The row groups of ``data_file``: all of the file's, or the piece's."""
+    import pyarrow.parquet as pq
+
+    if data_file.row_groups is not None:
+        return data_file.row_groups
+    return tuple(range(pq.ParquetFile(_data_file_path(table, data_file.path)).metadata.num_row_groups))
+
+
+def _split(table: str, data_file: DataFile, parts: int) -> list[DeltaFilesPartition]:
+    """``data_file`` as up to ``parts`` partitions of consecutive row groups (whole when small or one group)."""
     if data_file.size < MIN_SPLIT_BYTES:
         return [DeltaFilesPartition(table, [data_file])]
-    groups = pq.ParquetFile(_data_file_path(table, data_file.path)).metadata.num_row_groups
-    parts = min(parts, groups)
+    groups = _row_groups(table, data_file)
+    parts = min(parts, len(groups))
     if parts < 2:
         return [DeltaFilesPartition(table, [data_file])]
-    bounds = [round(i * groups / parts) for i in range(parts + 1)]
+    bounds = [round(i * len(groups) / parts) for i in range(parts + 1)]
     return [
-        DeltaFilesPartition(table, [data_file], tuple(range(bounds[i], bounds[i + 1]))) for i in range(parts)
+        DeltaFilesPartition(table, [data_file], groups[bounds[i] : bounds[i + 1]]) for i in range(parts)
     ]
 
 
@@ -94,6 +146,8 @@ def read_files(partition: DeltaFilesPartition, schema: StructType) -> Iterator[p
         in_file = set(parquet.schema_arrow.names)
         columns = [f.name for f in arrow_schema if f.name in in_file and f.name not in partition_values]
         row_groups = getattr(partition, "row_groups", None)
+        if row_groups is None:
+            row_groups = data_file.row_groups
         if columns:
             batches = parquet.iter_batches(columns=columns, row_groups=row_groups, use_threads=False)
         else:  # only partition columns are read: the file (or its row groups) gives the row count

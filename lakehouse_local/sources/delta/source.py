@@ -5,7 +5,8 @@ Options (case-insensitive). Anything else raises an error rather than being igno
 =====================  =======================================================================
 batch read             ``versionAsOf``, ``timestampAsOf``
 stream read            ``startingVersion`` (a version or ``latest``), ``maxFilesPerTrigger``
-                       (default 1000, also honoured by ``trigger(availableNow=True)``),
+                       (default 1000), ``maxBytesPerTrigger`` (a soft limit: ``"64m"``, ``"1g"``,
+                       bytes), both also honoured by ``trigger(availableNow=True)``;
                        ``skipChangeCommits``
 batch write            ``mergeSchema``, ``overwriteSchema`` (with mode ``overwrite``), ``txnAppId`` +
                        ``txnVersion`` (skip a version already written, as Delta does)
@@ -35,7 +36,7 @@ from lakehouse_local.sources.delta.write import DeltaBatchWriter, DeltaStreamWri
 from lakehouse_local.sources.options import SourceOptions
 
 BATCH_READ_OPTIONS = ("versionAsOf", "timestampAsOf")
-STREAM_READ_OPTIONS = ("startingVersion", "maxFilesPerTrigger", "skipChangeCommits")
+STREAM_READ_OPTIONS = ("startingVersion", "maxFilesPerTrigger", "maxBytesPerTrigger", "skipChangeCommits")
 BATCH_WRITE_OPTIONS = ("mergeSchema", "overwriteSchema", "txnAppId", "txnVersion")
 STREAM_WRITE_OPTIONS = ("checkpointLocation", "mergeSchema", "txnAppId")
 # Options Spark itself adds to every read or write, besides the user's.
@@ -43,7 +44,6 @@ SPARK_OPTIONS = ("path",)
 # Delta options the local source does not implement: errors spell them as users write them.
 UNSUPPORTED_OPTIONS = (
     "startingTimestamp",
-    "maxBytesPerTrigger",
     "ignoreChanges",
     "ignoreDeletes",
     "readChangeFeed",

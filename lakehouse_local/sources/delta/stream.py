@@ -4,8 +4,14 @@ Offsets are ``{"sourceVersion": 1, "reservoirId": <table id>, "reservoirVersion"
 "isStartingVersion": b}`` like Delta's own: every file up to and including file ``i`` (``-1``: none)
 of version ``v`` has been read, where the files of a version are the snapshot's files (sorted by
 modification time, then path) when ``isStartingVersion`` is true, or the data-change ``add``
-actions of commit ``v`` in log order otherwise. The index lets ``maxFilesPerTrigger`` split a large
-version across batches. A new query's initial offset leaves the version open (``reservoirVersion``
+actions of commit ``v`` in log order otherwise, a file larger than 16 MiB counting as its pieces
+(``read.pieces``). The index lets ``maxFilesPerTrigger`` and ``maxBytesPerTrigger`` split a large
+version across batches.
+
+``maxBytesPerTrigger`` is a soft limit, as in Delta: a batch takes files while it holds less than the
+limit, so it may exceed it by its last file, and always takes at least one. Delta admits a whole file
+however large; here the unit is a piece, so a compacted file of 128 MiB does not make one batch of
+half a million rows that the local runtime would collect on the driver. A new query's initial offset leaves the version open (``reservoirVersion``
 -1); the first batch pins it to the version current at that moment and reads only that snapshot, so
 replaying that batch after a restart reads the same files.
 
@@ -31,7 +37,7 @@ from pyspark.sql.types import StructType
 
 from lakehouse_local.sources.delta.errors import DeltaChangeCommitError, DeltaSourceError
 from lakehouse_local.sources.delta.log import DataFile, commit_files, latest_version, snapshot_files, table_id
-from lakehouse_local.sources.delta.read import group_files, read_files
+from lakehouse_local.sources.delta.read import group_files, pieces, read_files
 from lakehouse_local.sources.options import SourceOptions
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,34 @@ class _Offset:
         return self.version >= 0
 
 
+@dataclass
+class _Admission:
+    """What one micro-batch may still take: files and bytes (None: no limit). It takes at least one file, and
+    takes files while it holds less than the byte limit, the last one possibly crossing it (Delta's rule)."""
+
+    files: int | None
+    bytes: int | None
+    taken: int = 0
+
+    @property
+    def full(self) -> bool:
+        return (self.files is not None and self.files <= 0) or (
+            self.bytes is not None and self.bytes <= 0 and self.taken > 0
+        )
+
+    def count(self, files: list[DataFile], first: int) -> int:
+        """How many of ``files[first:]`` the batch takes, counted against what it may still take."""
+        count = 0
+        for data_file in files[first:]:
+            if self.full:
+                break
+            count += 1
+            self.taken += 1
+            self.files = None if self.files is None else self.files - 1
+            self.bytes = None if self.bytes is None else self.bytes - data_file.size
+        return count
+
+
 class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     """Micro-batches of a Delta table's new data files, version after version."""
 
@@ -82,6 +116,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             starting_version if starting_version in (None, "latest") else opts.integer("startingVersion")
         )
         self.max_files = opts.integer("maxFilesPerTrigger", DEFAULT_MAX_FILES_PER_TRIGGER, positive=True)
+        self.max_bytes = opts.byte_size("maxBytesPerTrigger")
         self.skip_change_commits = opts.flag("skipChangeCommits")
         self._target_version: int | None = None
         self._files_cache: dict[tuple[int, bool], list[DataFile]] = {}
@@ -107,32 +142,29 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         begin = _Offset.from_json(start)
         self._check_same_table(begin)
         latest = self._target_version if self._target_version is not None else latest_version(self.path)
-        budget = limit.max_files if isinstance(limit, ReadMaxFiles) else None
         if not isinstance(limit, (ReadMaxFiles, ReadAllAvailable)):
             raise DeltaSourceError(f"delta stream from {self.path}: unsupported read limit {limit}")
+        # Trigger.Once reads everything (ReadAllAvailable); otherwise both limits hold, as in Delta.
+        admit = _Admission(
+            files=limit.max_files if isinstance(limit, ReadMaxFiles) else None,
+            bytes=self.max_bytes if isinstance(limit, ReadMaxFiles) else None,
+        )
         if not begin.pinned:
             # First batch of a new query: the snapshot current now, and nothing after it.
-            snapshot = self._files(latest, True)
-            taken = len(snapshot) if budget is None else min(budget, len(snapshot))
+            taken = admit.count(self._files(latest, True), 0)
             return _Offset(begin.table_id, latest, taken - 1, True).to_json()
         end = begin
         version, index, starting = begin.version, begin.index, begin.starting
-        while version <= latest:
+        while version <= latest and not admit.full:
             try:
                 files = self._files(version, starting)
             except DeltaChangeCommitError:
                 if end != begin:  # deliver the data before the change first, then fail on it
                     break
                 raise
-            remaining = len(files) - (index + 1)
-            if remaining > 0:
-                taken = remaining if budget is None else min(budget, remaining)
-                index += taken
-                end = _Offset(begin.table_id, version, index, starting)
-                if budget is not None:
-                    budget -= taken
-                    if budget == 0:
-                        break
+            taken = admit.count(files, index + 1)
+            if taken:
+                end = _Offset(begin.table_id, version, index + taken, starting)
             version, index, starting = version + 1, -1, False
         return end.to_json()
 
@@ -188,7 +220,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 assert snapshot_version == version
             else:
                 files = self._commit_files(version)
-            self._files_cache[key] = files
+            self._files_cache[key] = pieces(self.path, files)
         return self._files_cache[key]
 
     def _commit_files(self, version: int) -> list[DataFile]:

@@ -7,6 +7,7 @@ reader) and compared exactly: values, Arrow types and row count.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles
 
 from lakehouse_local import delta_rs
 from lakehouse_local.sources.delta import (
+    DeltaSourceError,
     DeltaStreamReader,
     group_files,
     read_files,
@@ -84,6 +86,14 @@ def run_available_now(reader, path: str, checkpoint: Path, *, output: str = "app
 
 def input_rows_per_batch(query) -> dict[int, int]:
     return {p["batchId"]: p["numInputRows"] for p in query.recentProgress}
+
+
+def noise_table(rows: int, *, start: int = 0) -> pa.Table:
+    """Rows that do not compress: a Parquet file of them is about 300 bytes a row."""
+    return pa.table({
+        "n": pa.array(range(start, start + rows), pa.int64()),
+        "text": [os.urandom(150).hex() for _ in range(rows)],
+    })
 
 
 def query_id(checkpoint: Path) -> str:
@@ -161,6 +171,60 @@ def test_stream_offsets_split_versions_by_file_count_and_stop_at_the_latest_vers
     assert sorted(files(start, first) + files(first, second) + files(second, third)) == [
         f"event_id=e{i:03d}" for i in range(6)
     ]
+
+
+def test_a_stream_counts_each_piece_of_a_large_file_as_a_file_and_reads_every_row_once(tmp_path, monkeypatch):
+    from lakehouse_local.sources.delta import read as delta_read
+
+    path = str(tmp_path / "t")
+    monkeypatch.setattr(delta_rs, "ROW_GROUP_ROWS", 1_000)
+    delta_rs.write(path, noise_table(5_500))  # version 0: one file of six row groups of about 300 KB
+    delta_rs.write(path, noise_table(10, start=5_500))  # version 1: a small file
+    _, _, (large,) = snapshot_files(path, 0)
+    monkeypatch.setattr(delta_read, "PIECE_BYTES", large.size * 2 // 5)
+
+    cut = delta_read.pieces(path, [large])
+    assert [p.row_groups for p in cut] == [(0, 1), (2, 3), (4, 5)]  # two row groups of 1,000 rows fit, three do not
+    assert sum(p.size for p in cut) <= large.size and min(p.size for p in cut) > 0
+    assert delta_read.pieces(path, [large], piece_bytes=large.size) == [large]  # within the limit: whole
+
+    def batches(reader: DeltaStreamReader) -> list[list[int]]:
+        offsets, start = [], reader.initialOffset()
+        while (end := reader.latestOffset(start, ReadMaxFiles(1))) != start:
+            schema = table_spark_schema(path)
+            offsets.append([len(b) for part in reader.partitions(start, end) for b in read_files(part, schema)])
+            start = end
+        return offsets
+
+    first = batches(DeltaStreamReader(path, table_spark_schema(path), {"startingVersion": "0"}))
+    assert [sum(b) for b in first] == [2_000, 2_000, 1_500, 10]  # one piece (or file) per batch
+    # Another reader (a restart) cuts the same pieces: the offsets point at the same rows.
+    assert batches(DeltaStreamReader(path, table_spark_schema(path), {"startingVersion": "0"})) == first
+
+
+def test_max_bytes_per_trigger_takes_files_until_the_batch_holds_the_limit_and_at_least_one(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.create_table(path, EVENTS_ARROW, partition_by=["event_id"])
+    delta_rs.write(path, event_table(range(0, 7)))  # version 1: seven files of about the same size
+    _, _, files = snapshot_files(path)
+    size = max(f.size for f in files)
+
+    def taken(max_bytes: int, limit=ReadMaxFiles(1000)) -> list[int]:
+        reader = DeltaStreamReader(path, table_spark_schema(path), {"startingVersion": "1",
+                                                                    "maxBytesPerTrigger": str(max_bytes)})
+        counts, start = [], reader.initialOffset()
+        while (end := reader.latestOffset(start, limit)) != start:
+            counts.append(sum(len(p.files) for p in reader.partitions(start, end)))
+            start = end
+        return counts
+
+    assert taken(2 * size + size // 2) == [3, 3, 1]  # the third file crosses the limit and is still taken
+    assert taken(1) == [1] * 7  # a file larger than the limit is taken alone
+    assert taken(1, ReadMaxFiles(2)) == [1] * 7
+    assert taken(100 * size, ReadMaxFiles(2)) == [2, 2, 2, 1]  # whichever limit is reached first
+    assert taken(1, ReadAllAvailable()) == [7]  # Trigger.Once reads everything
+    with pytest.raises(DeltaSourceError, match=r"maxBytesPerTrigger must be a positive byte size.*'lots'"):
+        DeltaStreamReader(path, table_spark_schema(path), {"maxBytesPerTrigger": "lots"})
 
 
 def test_batch_write_append_and_overwrite_round_trip(spark, tmp_path):
@@ -278,6 +342,17 @@ def test_max_files_per_trigger_splits_a_large_version_under_available_now(spark,
 
     assert input_rows_per_batch(query) == {0: 2, 1: 2, 2: 1}
     assert_table(delta_rows(dst), event_table(range(0, 5)))
+
+
+def test_a_compacted_file_streams_in_pieces_under_available_now(spark, tmp_path):
+    src, dst, checkpoint = str(tmp_path / "src"), str(tmp_path / "dst"), tmp_path / "ck"
+    data = noise_table(80_000)
+    delta_rs.write(src, data)  # one file of about 25 MiB: two pieces of at most 16 MiB
+    reader = spark.readStream.format("delta").option("maxFilesPerTrigger", 1)
+    query = run_available_now(reader.load(src), dst, checkpoint)
+
+    assert input_rows_per_batch(query) == {0: 3 * 16_384, 1: 80_000 - 3 * 16_384}  # row groups of 16,384 rows
+    assert delta_rows(dst, sort_by="n").column("n").to_pylist() == list(range(80_000))
 
 
 def test_change_commits_stop_the_stream_unless_skipped(spark, tmp_path):
