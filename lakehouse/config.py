@@ -30,7 +30,9 @@ class PipelineConfig:
     future_tolerance_minutes: float = rules.FUTURE_TOLERANCE_MINUTES
     max_files_per_trigger: int = 1000
     max_table_files_per_trigger: int = 1000
+    max_table_bytes_per_trigger: str = "64m"
     gold_max_table_files_per_trigger: int = 1000
+    gold_max_table_bytes_per_trigger: str = "64m"
     hmac_secret: str = "clickstream/hmac_key"
     raw_retention_days: int = 30
     reset: str = NO_RESET
@@ -67,7 +69,9 @@ WIDGET_HELP = {
     "future_tolerance_minutes": "Events this far after ingest_time are quarantined as future_event_time",
     "max_files_per_trigger": "Max landed files per Bronze micro-batch (Auto Loader's cloudFiles.maxFilesPerTrigger)",
     "max_table_files_per_trigger": "Max Bronze Delta files per Silver micro-batch (Bronze writes one per batch)",
+    "max_table_bytes_per_trigger": "Soft max bytes of Bronze Delta files per Silver micro-batch (Delta's maxBytesPerTrigger)",
     "gold_max_table_files_per_trigger": "Max Silver Delta files per Gold micro-batch (both Gold streams: metrics and model)",
+    "gold_max_table_bytes_per_trigger": "Soft max bytes of Silver Delta files per Gold micro-batch (both Gold streams)",
     "hmac_secret": "Secret scope/key of the HMAC key that hashes IP addresses (the producer's ip_hash key)",
     "raw_retention_days": "Days the raw text of landed lines is kept (bronze.events.value, silver.quarantine.raw_line)",
     "reset": "gold, silver (Silver and Gold from Bronze) or bronze (everything, from the landing area): "

@@ -38,7 +38,11 @@ tables = layers.prepare(spark, cfg, "silver")  # rebuilds the layer first when t
 
 # COMMAND ----------
 
-bronze_lines = tables.read_stream("bronze.events", maxFilesPerTrigger=str(cfg.max_table_files_per_trigger))
+bronze_lines = tables.read_stream(
+    "bronze.events",
+    maxFilesPerTrigger=str(cfg.max_table_files_per_trigger),
+    maxBytesPerTrigger=cfg.max_table_bytes_per_trigger,  # a compacted Bronze file is 128 MiB: bound the batch
+)
 
 # COMMAND ----------
 

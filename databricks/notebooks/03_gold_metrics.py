@@ -29,11 +29,16 @@ tables = layers.prepare(spark, cfg, "gold")  # rebuilds the layer first when the
 # MAGIC ## Read Silver's inserts as a stream
 # MAGIC
 # MAGIC A Gold batch has a fixed cost (a lookup of its member keys and one MERGE per Gold table), so Gold may read
-# MAGIC several of Silver's files per batch (`gold_max_table_files_per_trigger`).
+# MAGIC several of Silver's files per batch (`gold_max_table_files_per_trigger`), up to
+# MAGIC `gold_max_table_bytes_per_trigger` of them.
 
 # COMMAND ----------
 
-silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger))
+silver_events = tables.read_stream(
+    "silver.events",
+    maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger),
+    maxBytesPerTrigger=cfg.gold_max_table_bytes_per_trigger,
+)
 
 # COMMAND ----------
 

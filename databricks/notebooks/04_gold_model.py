@@ -34,7 +34,11 @@ tables = layers.prepare(spark, cfg, gold_model.STREAM)  # rebuilds the model fir
 
 # COMMAND ----------
 
-silver_events = tables.read_stream("silver.events", maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger))
+silver_events = tables.read_stream(
+    "silver.events",
+    maxFilesPerTrigger=str(cfg.gold_max_table_files_per_trigger),
+    maxBytesPerTrigger=cfg.gold_max_table_bytes_per_trigger,
+)
 
 # COMMAND ----------
 

@@ -394,6 +394,8 @@ def test_parameter_defaults_match_the_pipeline_defaults(bundle):
     assert int(variables["max_files_per_trigger"]) == defaults.max_files_per_trigger
     assert int(variables["max_table_files_per_trigger"]) == defaults.max_table_files_per_trigger
     assert int(variables["gold_max_table_files_per_trigger"]) == defaults.gold_max_table_files_per_trigger
+    assert variables["max_table_bytes_per_trigger"] == defaults.max_table_bytes_per_trigger
+    assert variables["gold_max_table_bytes_per_trigger"] == defaults.gold_max_table_bytes_per_trigger
     assert variables["hmac_secret"] == defaults.hmac_secret
 
 

@@ -209,7 +209,8 @@ def test_max_bytes_per_trigger_takes_files_until_the_batch_holds_the_limit_and_a
     _, _, files = snapshot_files(path)
     size = max(f.size for f in files)
 
-    def taken(max_bytes: int, limit=ReadMaxFiles(1000)) -> list[int]:
+    def taken(max_bytes: int, limit: ReadMaxFiles | ReadAllAvailable | None = None) -> list[int]:
+        limit = limit or ReadMaxFiles(1000)
         reader = DeltaStreamReader(path, table_spark_schema(path), {"startingVersion": "1",
                                                                     "maxBytesPerTrigger": str(max_bytes)})
         counts, start = [], reader.initialOffset()
