@@ -30,9 +30,9 @@ class PipelineConfig:
     future_tolerance_minutes: float = rules.FUTURE_TOLERANCE_MINUTES
     max_files_per_trigger: int = 1000
     max_table_files_per_trigger: int = 1000
-    max_table_bytes_per_trigger: str = "64m"
+    max_table_bytes_per_trigger: str = "32m"
     gold_max_table_files_per_trigger: int = 1000
-    gold_max_table_bytes_per_trigger: str = "64m"
+    gold_max_table_bytes_per_trigger: str = "32m"
     hmac_secret: str = "clickstream/hmac_key"
     raw_retention_days: int = 30
     reset: str = NO_RESET

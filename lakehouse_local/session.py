@@ -89,8 +89,10 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
     return {
         "spark.driver.memory": driver_memory or os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
         "spark.sql.session.timeZone": "UTC",
-        # A larger thread stack: Spark's regex-based message handling recurses over long plan strings.
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -Xss16m",
+        # A larger thread stack: Spark's regex-based message handling recurses over long plan strings. The
+        # JVM exits when its heap runs out: Spark would otherwise wait forever for a result lost to the error
+        # (a stream that neither progresses nor fails), and the exit names the cause on stderr.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),

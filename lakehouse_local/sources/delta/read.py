@@ -4,9 +4,10 @@ Like Spark's own file sources, a read of fewer files than cores splits the large
 Parquet row groups is read by as many tasks as there are cores, each taking a run of its row groups, so a
 micro-batch of one large file (a Bronze batch, say) still uses every core.
 
-A streaming read cuts a file larger than ``PIECE_BYTES`` into pieces of consecutive row groups, and counts
-each piece as a file (``pieces``): a micro-batch then holds at most ``maxFilesPerTrigger`` pieces, never a
-whole compacted file of hundreds of megabytes, which locally would pass through the driver in one batch.
+A streaming read cuts a file larger than ``CUT_FILES_OVER_BYTES`` (a compacted one, up to 128 MiB) into pieces
+of consecutive row groups of about ``PIECE_BYTES``, and counts each piece as a file (``pieces``): a micro-batch
+then never holds a whole compacted file, which locally would pass through the driver in one batch. Files a
+stream writes batch by batch are smaller, and stay whole.
 
 Each file is read with pyarrow and returned as record batches of exactly the Spark schema's Arrow
 type: partition columns are restored from the log's partition values, columns the table gained after
@@ -33,7 +34,8 @@ MAX_PARTITION_BYTES = 128 * 1024 * 1024
 MAX_FILES_PER_PARTITION = 256
 # A file smaller than this is read whole by one task, however few files a read has.
 MIN_SPLIT_BYTES = 4 * 1024 * 1024
-# A streaming read counts a run of row groups of about this size as one file (see ``pieces``).
+# A streaming read counts a file larger than the first as runs of row groups of about the second (see ``pieces``).
+CUT_FILES_OVER_BYTES = 64 * 1024 * 1024
 PIECE_BYTES = 16 * 1024 * 1024
 
 
@@ -72,19 +74,23 @@ def group_files(table: str, files: Sequence[DataFile], *, cores: int | None = No
     return partitions
 
 
-def pieces(table: str, files: Sequence[DataFile], *, piece_bytes: int | None = None) -> list[DataFile]:
-    """``files`` in order, each file larger than ``piece_bytes`` (default ``PIECE_BYTES``) cut into pieces:
-    runs of consecutive row groups whose compressed size stays within it (at least one row group each).
+def pieces(
+    table: str, files: Sequence[DataFile], *, over_bytes: int | None = None, piece_bytes: int | None = None
+) -> list[DataFile]:
+    """``files`` in order, each file larger than ``over_bytes`` (default ``CUT_FILES_OVER_BYTES``) cut into
+    pieces: runs of consecutive row groups whose compressed size stays within ``piece_bytes`` (default
+    ``PIECE_BYTES``; at least one row group each).
 
     A file's row groups never change, so the same files always give the same pieces: offsets that count
     pieces point at the same rows after a restart.
     """
     import pyarrow.parquet as pq
 
+    over = over_bytes or CUT_FILES_OVER_BYTES
     limit = piece_bytes or PIECE_BYTES
     cut: list[DataFile] = []
     for data_file in files:
-        if data_file.size <= limit or data_file.row_groups is not None:
+        if data_file.size <= over or data_file.row_groups is not None:
             cut.append(data_file)
             continue
         metadata = pq.ParquetFile(_data_file_path(table, data_file.path)).metadata

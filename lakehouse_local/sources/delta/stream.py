@@ -4,8 +4,8 @@ Offsets are ``{"sourceVersion": 1, "reservoirId": <table id>, "reservoirVersion"
 "isStartingVersion": b}`` like Delta's own: every file up to and including file ``i`` (``-1``: none)
 of version ``v`` has been read, where the files of a version are the snapshot's files (sorted by
 modification time, then path) when ``isStartingVersion`` is true, or the data-change ``add``
-actions of commit ``v`` in log order otherwise, a file larger than 16 MiB counting as its pieces
-(``read.pieces``). The index lets ``maxFilesPerTrigger`` and ``maxBytesPerTrigger`` split a large
+actions of commit ``v`` in log order otherwise, a file larger than 64 MiB (a compacted one) counting
+as its pieces of about 16 MiB (``read.pieces``). The index lets ``maxFilesPerTrigger`` and ``maxBytesPerTrigger`` split a large
 version across batches.
 
 ``maxBytesPerTrigger`` is a soft limit, as in Delta: a batch takes files while it holds less than the

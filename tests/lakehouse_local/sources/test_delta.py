@@ -181,12 +181,13 @@ def test_a_stream_counts_each_piece_of_a_large_file_as_a_file_and_reads_every_ro
     delta_rs.write(path, noise_table(5_500))  # version 0: one file of six row groups of about 300 KB
     delta_rs.write(path, noise_table(10, start=5_500))  # version 1: a small file
     _, _, (large,) = snapshot_files(path, 0)
+    monkeypatch.setattr(delta_read, "CUT_FILES_OVER_BYTES", large.size - 1)
     monkeypatch.setattr(delta_read, "PIECE_BYTES", large.size * 2 // 5)
 
     cut = delta_read.pieces(path, [large])
     assert [p.row_groups for p in cut] == [(0, 1), (2, 3), (4, 5)]  # two row groups of 1,000 rows fit, three do not
     assert sum(p.size for p in cut) <= large.size and min(p.size for p in cut) > 0
-    assert delta_read.pieces(path, [large], piece_bytes=large.size) == [large]  # within the limit: whole
+    assert delta_read.pieces(path, [large], over_bytes=large.size) == [large]  # not larger than the limit: whole
 
     def batches(reader: DeltaStreamReader) -> list[list[int]]:
         offsets, start = [], reader.initialOffset()
@@ -347,13 +348,13 @@ def test_max_files_per_trigger_splits_a_large_version_under_available_now(spark,
 
 def test_a_compacted_file_streams_in_pieces_under_available_now(spark, tmp_path):
     src, dst, checkpoint = str(tmp_path / "src"), str(tmp_path / "dst"), tmp_path / "ck"
-    data = noise_table(80_000)
-    delta_rs.write(src, data)  # one file of about 25 MiB: two pieces of at most 16 MiB
+    delta_rs.write(src, noise_table(240_000))  # one file of about 73 MiB: five pieces of at most 16 MiB
     reader = spark.readStream.format("delta").option("maxFilesPerTrigger", 1)
     query = run_available_now(reader.load(src), dst, checkpoint)
 
-    assert input_rows_per_batch(query) == {0: 3 * 16_384, 1: 80_000 - 3 * 16_384}  # row groups of 16,384 rows
-    assert delta_rows(dst, sort_by="n").column("n").to_pylist() == list(range(80_000))
+    # Row groups of 16,384 rows, of about 5 MiB: three a piece.
+    assert input_rows_per_batch(query) == {0: 49_152, 1: 49_152, 2: 49_152, 3: 49_152, 4: 240_000 - 4 * 49_152}
+    assert delta_rows(dst, sort_by="n").column("n").to_pylist() == list(range(240_000))
 
 
 def test_change_commits_stop_the_stream_unless_skipped(spark, tmp_path):
