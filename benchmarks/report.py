@@ -99,6 +99,16 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         flat = state_flat(s["state"])
         if flat is not None:
             rows.append(("State · 1st size → last size", flat["verdict"], "flat", "yes" if flat["flat"] else "no", ""))
+        reset = s["state"].get("reset")
+        if reset and "error" not in reset:
+            m = reset.get("memory") or {}
+            rows.append((
+                f"State · a Silver reset at {int(max(s['state']['runs'], key=int)):,} events, default read limits",
+                f"{'FAILED: ' if reset.get('failed') else ''}{reset.get('batches')} batches of median "
+                f"{_num(reset.get('lines_per_batch_median'))} lines; peak JVM {_num(m.get('jvm_peak_mib'))} MiB, "
+                f"driver {_num(m.get('driver_python_peak_mib'))} MiB",
+                "", "", _load(reset),
+            ))
     if "producer" in s:
         r = s["producer"]["run"]
         rows.append((
@@ -270,8 +280,9 @@ def _details(name: str, section: dict) -> list[str]:
                 )
             else:
                 out.append(
-                    f"- **{int(size):,} events**: {r.get('batches')} Silver batches of {_num(r.get('lines_per_batch'))} "
-                    f"lines in {r.get('seconds')} s ({_num(r.get('events_per_s'))} events/s)."
+                    f"- **{int(size):,} events**: {r.get('batches')} Silver batches of median "
+                    f"{_num(r.get('lines_per_batch_median') or r.get('lines_per_batch'))} lines in {r.get('seconds')} s "
+                    f"({_num(r.get('events_per_s'))} events/s)."
                 )
             out.append(
                 f"  - dedup state rows after each batch: median {_num(r.get('state_rows_median'))}, max "
@@ -285,6 +296,14 @@ def _details(name: str, section: dict) -> list[str]:
         flat = state_flat(section)
         if flat:
             out.append(f"- Between sizes: {flat['verdict']} → {'flat' if flat['flat'] else 'NOT flat'}.")
+        reset = section.get("reset")
+        if reset:
+            out.append(f"- **{reset.get('what', 'a Silver reset')}**" + (f": failed ({reset['error']})" if "error" in reset else ""))
+            if "error" not in reset:
+                sizes = [b["input_rows"] // 2 for b in reset.get("per_batch", []) if b["input_rows"]]
+                out.append(f"  - lines per batch {sizes}; seconds per batch "
+                           f"{[round(b['batch_ms'] / 1000) for b in reset.get('per_batch', []) if b['input_rows']]}")
+                out.append(f"  - {_memory(reset)}")
     elif name == "scaling":
         out += scaling.details(section)
     elif name == "discovery":

@@ -15,6 +15,8 @@ Measurements (``NAME``):
 ``freshness``          embedded S3 + producer in real time + the three notebooks on a processing-time trigger
 ``state-bronze``       prepares ``bronze.events`` for the state measurement (not timed)
 ``state``              the Silver stream alone over that Bronze table: dedup state rows and memory per batch
+``state-reset``        a Silver reset over that Bronze table with the widgets' default read limits: its first
+                       batches' sizes and memory
 ``producer``           ``benchmarks/producer_throughput.py`` in its own process, its output parsed
 
 Wall time is measured from the start of the stream (or notebook) to the end of the availableNow
@@ -666,8 +668,10 @@ def _wait_for_query(spark, name: str, runner: threading.Thread):
     raise SystemExit(f"notebook ended before its query {name!r} started")
 
 
-def state(events: int, batch_files: int) -> dict:
-    """The Silver stream over the prepared Bronze table, one Bronze file per micro-batch."""
+def state(events: int, batch_files: int, *, default_limits: bool = False, max_batches: int | None = None) -> dict:
+    """The Silver stream over the prepared Bronze table, one Bronze file per micro-batch; with
+    ``default_limits``, the widgets' default read limits instead. ``max_batches`` stops it after that many
+    batches with rows."""
     from lakehouse_local.notebooks import run_notebook
 
     info = landing_data.ensure_landing(events)
@@ -676,6 +680,8 @@ def state(events: int, batch_files: int) -> dict:
         raise SystemExit(f"run 'state-bronze --events {events} --state-batch-files {batch_files}' first")
     spark, startup = _session()
     params = _parameters(info["path"], lake, table_files=1, reset=True)
+    if default_limits:
+        del params["max_table_files_per_trigger"]  # the notebook's widget defaults hold
     began = time.perf_counter()
     # Notebook 02 in a thread; its query is followed from here while it runs.
     failures: list[BaseException] = []
@@ -696,6 +702,8 @@ def state(events: int, batch_files: int) -> dict:
         for p in query.recentProgress:
             if p.batchId not in memory_at and _SAMPLER is not None:
                 memory_at[p.batchId] = _SAMPLER.current()
+        if max_batches is not None and sum(1 for p in query.recentProgress if p.numInputRows) >= max_batches:
+            query.stop()
     runner.join()
     failure = f"{failures[0].__class__.__name__}: {_reason(failures[0])}" if failures else None
     seconds = time.perf_counter() - began
@@ -721,8 +729,11 @@ def state(events: int, batch_files: int) -> dict:
     return {
         "failed": failure,
         "silver_rows_at_failure": silver_rows,
-        "what": f"Silver stream (notebook 02) over bronze.events, one {batch_files * 1000:,}-line Bronze file "
-        "per micro-batch",
+        "what": f"a Silver reset (notebook 02) over bronze.events with the default read limits, its first {max_batches} "
+        "batches" if default_limits else f"Silver stream (notebook 02) over bronze.events, one "
+        f"{batch_files * 1000:,}-line Bronze file per micro-batch",
+        # Both of Silver's branches (every line, and the watermark dedup's) read each line: input rows are twice the lines.
+        "lines_per_batch_median": int(statistics.median([b["input_rows"] // 2 for b in with_rows])) if with_rows else None,
         "lines_per_batch": batch_files * 1000,
         "lines": info["lines"],
         "seconds": round(seconds, 1),
@@ -802,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         "freshness-connect": lambda: _measure(freshness, args.duration, args.rate, args.trigger, connect=True),
         "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
         "state": lambda: _measure(state, args.events, args.state_batch_files),
+        "state-reset": lambda: _measure(state, args.events, args.state_batch_files, default_limits=True, max_batches=4),
         "producer": lambda: producer(args.events),
     }
     if args.name not in runs:
