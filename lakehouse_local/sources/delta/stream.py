@@ -5,15 +5,15 @@ Offsets are ``{"sourceVersion": 1, "reservoirId": <table id>, "reservoirVersion"
 of version ``v`` has been read, where the files of a version are the snapshot's files (sorted by
 modification time, then path) when ``isStartingVersion`` is true, or the data-change ``add``
 actions of commit ``v`` in log order otherwise, a file larger than 64 MiB (a compacted one) counting
-as its pieces of about 16 MiB (``read.pieces``). The index lets ``maxFilesPerTrigger`` and ``maxBytesPerTrigger`` split a large
-version across batches.
+as its pieces of about 16 MiB (``read.pieces``). The index lets ``maxFilesPerTrigger`` and
+``maxBytesPerTrigger`` split a large version across batches. A new query's initial offset leaves the
+version open (``reservoirVersion`` -1); the first batch pins it to the version current at that moment
+and reads only that snapshot, so replaying that batch after a restart reads the same files.
 
 ``maxBytesPerTrigger`` is a soft limit, as in Delta: a batch takes files while it holds less than the
 limit, so it may exceed it by its last file, and always takes at least one. Delta admits a whole file
 however large; here the unit is a piece, so a compacted file of 128 MiB does not make one batch of
-half a million rows that the local runtime would collect on the driver. A new query's initial offset leaves the version open (``reservoirVersion``
--1); the first batch pins it to the version current at that moment and reads only that snapshot, so
-replaying that batch after a restart reads the same files.
+half a million rows that the local runtime would collect on the driver.
 
 Rewrites that do not change data (compaction) are skipped; commits that update or delete rows stop
 the stream unless ``skipChangeCommits`` is set, as in Delta.
