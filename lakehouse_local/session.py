@@ -111,6 +111,9 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # pipeline's streams generate a few hundred distinct ones, so with 100 every micro-batch compiled
         # most of its code again; with this many, a stream's later batches reuse what its first compiled.
         "spark.sql.codegen.cache.maxEntries": "2000",
+        # pyspark records the Python call site of every column function it builds, for error messages:
+        # several round trips to the JVM per `F.col`, about a fifth of a Gold micro-batch's driver time.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
         "spark.sql.warehouse.dir": str(Path(os.environ.get("LAKEHOUSE_WAREHOUSE", "spark-warehouse")).resolve()),
     }
 

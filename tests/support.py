@@ -33,7 +33,7 @@ def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
         "max_table_files_per_trigger": "1",
         # Several Gold batches (Silver writes a file per day a batch touches), so adding to the days a
         # batch touched is exercised batch by batch.
-        "gold_max_table_files_per_trigger": "2",
+        "gold_max_table_files_per_trigger": "4",
         "reset": "false",
         **extra,
     }
@@ -44,7 +44,7 @@ def pipeline_command(landing: str, lakehouse: Path, *, connect: bool = False, **
     options = {
         "max-files-per-trigger": "4",
         "max-table-files-per-trigger": "1",
-        "gold-max-table-files-per-trigger": "2",
+        "gold-max-table-files-per-trigger": "4",
         **{name.replace("_", "-"): value for name, value in flags.items()},
     }
     command = [sys.executable, "-m", "lakehouse_local", "pipeline", "--landing", landing, "--lakehouse", str(lakehouse)]

@@ -32,7 +32,7 @@ def test_every_model_table_equals_the_independent_computation(lakehouse, expecte
 
 def test_the_model_was_built_over_several_batches(lakehouse):
     metrics = lakehouse.read("ops.pipeline_metrics").filter("layer = 'gold_model' AND rows_in > 0").collect()
-    assert len(metrics) >= 3
+    assert len(metrics) >= 2
     assert sum(m.rows_in for m in metrics) == lakehouse.read("silver.events").count()
 
 

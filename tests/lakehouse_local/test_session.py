@@ -50,3 +50,16 @@ def test_generated_code_stays_compiled_across_more_queries_than_sparks_default_c
     for i in range(10):
         run(i)
     assert codegen.METRIC_COMPILATION_TIME().getCount() == compiled
+
+
+def test_building_a_column_records_no_python_call_site(spark, monkeypatch):
+    """pyspark records the Python call site of each column function for its error messages, at five calls into the
+    JVM a function: a fifth of a Gold micro-batch's driver time. The local session turns it off."""
+    from pyspark.errors import utils
+    from pyspark.sql import functions as F
+
+    captured = []
+    monkeypatch.setattr(utils, "_capture_call_site", lambda depth: captured.append(depth) or "")
+    frame = spark.range(3).select(F.upper(F.col("id").cast("string")).alias("v"), (F.col("id") + 1).alias("w"))
+    assert [r.w for r in frame.collect()] == [1, 2, 3]
+    assert captured == []

@@ -256,10 +256,10 @@ def lines(draw) -> str:
 FAST = CompiledContract().fast_path
 
 
-@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines())
 def test_generated_lines_get_the_contract_validators_verdict(line):
-    """2,000 lines a run, from the contract's own schema, mutated and broken."""
+    """1,000 lines a run, from the contract's own schema, mutated and broken."""
     (row,) = _read([line])
     expected = _expected(line)
     assert _verdict(row) == expected
