@@ -42,6 +42,8 @@ DEFINITIONS = REPO_ROOT / "databricks" / "pipelines" / "clickstream"
 # file and the ones after it. On Databricks the pipeline is one update.
 DEDUP_DEFINITIONS = "03_silver_events.py"
 PIPELINE_NAME = "clickstream_declarative"
+# A line of spark-pipelines' output that reports an error: an ERROR log line, an exception, a Python traceback.
+ERROR_LINE = re.compile(r"\bERROR\b|\w(Exception|Error)\b|^Traceback ")
 # spark-pipelines' progress lines that end something: a flow that completed or failed, the run's end.
 PROGRESS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: (Flow \S+ (has \w+|is FAILED)|Run is \w+)")
 RUNTIME_SQL_CONF = (
@@ -62,6 +64,15 @@ def settings_for(landing: str, *, max_files_per_trigger: int = 1000, max_table_f
         max_files_per_trigger=max_files_per_trigger,
         max_table_files_per_trigger=max_table_files_per_trigger,
     )
+
+
+def first_error(output: str, lines: int = 40) -> str:
+    """The first lines of ``output`` from the first one that reports an error (a Java or Python exception,
+    an ERROR log line), or its first lines if none does: where the cause of a failed update is, when its
+    end shows only what followed from it."""
+    text = output.splitlines()
+    start = next((i for i, line in enumerate(text) if ERROR_LINE.search(line)), 0)
+    return "\n".join(text[start:start + lines])
 
 
 @dataclass(frozen=True)
@@ -163,14 +174,23 @@ class LocalPipeline:
             spec.write_text(yaml.safe_dump(self.spec(settings, definitions), sort_keys=False))
             plan.append({"spec": str(spec.resolve()), "refresh": refresh})
         self.plan_path.write_text(json.dumps(plan, indent=2))
-        output = self._spark_pipelines(echo=echo, timeout_s=timeout_s)
-        if output is not None:
-            raise RuntimeError(f"spark-pipelines failed (plan {self.plan_path}):\n{output[-6000:]}")
+        succeeded, output = self._spark_pipelines(echo=echo, timeout_s=timeout_s)
+        self.log_path.write_text(output)
+        if not succeeded:
+            raise RuntimeError(
+                f"spark-pipelines failed (plan {self.plan_path}; its whole output is in {self.log_path}).\n"
+                f"The first error it printed:\n{first_error(output)}\n...\nIts last lines:\n{output[-3000:]}"
+            )
         return time.time() - started
 
-    def _spark_pipelines(self, *, echo: bool, timeout_s: float) -> str | None:
-        """Run the update's steps in one ``spark-pipelines`` process; None when it succeeds, else its output. ``echo`` prints its progress
-        lines (the ones it stamps with a time: each flow's state) as they come."""
+    @property
+    def log_path(self) -> Path:
+        """Where the last update's whole output is kept."""
+        return self.folder / "update.log"
+
+    def _spark_pipelines(self, *, echo: bool, timeout_s: float) -> tuple[bool, str]:
+        """Run the update's steps in one ``spark-pipelines`` process: whether it succeeded, and its output.
+        ``echo`` prints its progress lines (the ones it stamps with a time: each flow's state) as they come."""
         process = subprocess.Popen(
             self.command(), cwd=self.folder, env=self.environment(), text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -186,7 +206,7 @@ class LocalPipeline:
                 process.kill()
                 lines.append(f"killed after {timeout_s:.0f} s\n")
                 break
-        return None if process.wait() == 0 else "".join(lines)
+        return process.wait() == 0, "".join(lines)
 
 
 class WarehouseTables:

@@ -101,3 +101,19 @@ def test_without_a_state_root_a_stream_must_name_its_schema_location(monkeypatch
     monkeypatch.delenv(STATE_ROOT_ENV, raising=False)
     with pytest.raises(ValueError, match=rf"cloudFiles\.schemaLocation.*\${STATE_ROOT_ENV}"):
         default_schema_location(_options("s3://bucket/landing"))
+
+
+def test_a_failed_update_is_reported_from_its_first_error():
+    from lakehouse_local.declarative import first_error
+
+    output = "\n".join([
+        "26/12/02 20:40:01 INFO SparkContext: Running Spark version 4.2.0",
+        "26/12/02 20:40:09 ERROR Utils: Uncaught exception in thread dag-scheduler",
+        "java.lang.OutOfMemoryError: Java heap space",
+        *(f"\tat frame{i}" for i in range(100)),
+        "pyspark.errors.exceptions.connect.SparkConnectGrpcException: Stream removed",
+    ])
+    first = first_error(output, lines=3).splitlines()
+    assert first[0].endswith("ERROR Utils: Uncaught exception in thread dag-scheduler")
+    assert first[1] == "java.lang.OutOfMemoryError: Java heap space" and len(first) == 3
+    assert first_error("no error here\nat all", lines=1) == "no error here", "its first lines when none is marked"

@@ -63,3 +63,14 @@ def test_building_a_column_records_no_python_call_site(spark, monkeypatch):
     frame = spark.range(3).select(F.upper(F.col("id").cast("string")).alias("v"), (F.col("id") + 1).alias("w"))
     assert [r.w for r in frame.collect()] == [1, 2, 3]
     assert captured == []
+
+
+def test_the_suites_jvms_keep_room_for_a_long_runs_compiled_code(spark):
+    """The suite's JVMs compile with the JIT's first tier only (``tests/conftest.py``), which alone shrinks the
+    code cache to 48 MB: a whole suite's generated classes filled it, and Spark then lost threads to
+    "Out of space in CodeCache for adapters". The code cache keeps the default tiered JVM's 240 MB."""
+    management = spark._jvm.java.lang.management.ManagementFactory
+    pools = [pool for pool in management.getMemoryPoolMXBeans() if "Code" in pool.getName()]
+    assert pools, "the JVM reports its code cache"
+    reserved = sum(pool.getUsage().getMax() for pool in pools)
+    assert reserved >= 240 * 1024 * 1024, f"{reserved / 2**20:.0f} MB reserved for compiled code"
