@@ -21,19 +21,24 @@ RESOURCES = REPO_ROOT / "tests" / "resources"
 PREFIX = "landing/clickstream"
 
 
+# The e2e runs' micro-batch sizes: small, so the watermark advances between batches, and several Gold batches
+# (Silver writes a file per day a batch touches), so adding to the days a batch touched is exercised batch by batch.
+MICRO_BATCHES = {
+    "max_files_per_trigger": "4",
+    "max_table_files_per_trigger": "1",
+    "gold_max_table_files_per_trigger": "4",
+}
+
+
 def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
-    """Widget values for notebooks 00-03 (small micro-batches, so the watermark advances between them)."""
+    """Widget values for notebooks 00-03, with the e2e runs' micro-batch sizes (:data:`MICRO_BATCHES`)."""
     return {
         "landing_path": landing,
         "lakehouse": str(lakehouse),
         "checkpoint_root": "",
         "trigger": "availableNow",
         "watermark_delay": "10 minutes",
-        "max_files_per_trigger": "4",
-        "max_table_files_per_trigger": "1",
-        # Several Gold batches (Silver writes a file per day a batch touches), so adding to the days a
-        # batch touched is exercised batch by batch.
-        "gold_max_table_files_per_trigger": "4",
+        **MICRO_BATCHES,
         "reset": "false",
         **extra,
     }
@@ -41,12 +46,7 @@ def params(landing: str, lakehouse: Path, **extra) -> dict[str, str]:
 
 def pipeline_command(landing: str, lakehouse: Path, *, connect: bool = False, **flags: str) -> list[str]:
     """``python -m lakehouse_local pipeline`` with the micro-batch sizes of :func:`params`."""
-    options = {
-        "max-files-per-trigger": "4",
-        "max-table-files-per-trigger": "1",
-        "gold-max-table-files-per-trigger": "4",
-        **{name.replace("_", "-"): value for name, value in flags.items()},
-    }
+    options = {name.replace("_", "-"): value for name, value in {**MICRO_BATCHES, **flags}.items()}
     command = [sys.executable, "-m", "lakehouse_local", "pipeline", "--landing", landing, "--lakehouse", str(lakehouse)]
     for name, value in options.items():
         command += [f"--{name}", value]
