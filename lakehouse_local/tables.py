@@ -53,18 +53,38 @@ atexit.register(_remove_live_scratch)
 _materialiser = ThreadPoolExecutor(6, thread_name_prefix="lakehouse-materialise")
 
 
-def _materialise(sources: list[DataFrame]) -> list[pa.Table]:
+def _materialise(sources: list[DataFrame | pa.Table]) -> list[pa.Table]:
     """The rows of every source, as Arrow, side by side when there are several: each is a Spark job, and on a
-    micro-batch's few rows a job's fixed cost (planning, scheduling, the hand-over) outweighs its work."""
-    if len(sources) <= 1:
-        return [source.toArrow() for source in sources]
-    return [future.result() for future in [_materialiser.submit(source.toArrow) for source in sources]]
+    micro-batch's few rows a job's fixed cost (planning, scheduling, the hand-over) outweighs its work. Rows
+    already on the driver (a ``pa.Table``) are taken as they are."""
+    frames = [source for source in sources if not isinstance(source, pa.Table)]
+    if len(frames) <= 1:
+        rows = [frame.toArrow() for frame in frames]
+    else:
+        rows = [future.result() for future in [_materialiser.submit(frame.toArrow) for frame in frames]]
+    collected = iter(rows)
+    return [source if isinstance(source, pa.Table) else next(collected) for source in sources]
+
+
+def _held_rows(df: DataFrame, name: str) -> pa.Table | None:
+    """``df``'s rows with exactly table ``name``'s columns, when ``df`` is rows the driver already holds (made by
+    :meth:`FolderLakehouse.reusable`) that have every column of the table in the table's type: then a write of
+    ``df`` needs no Spark job. None otherwise (the write conforms and collects ``df`` with Spark)."""
+    held = vars(df).get(ROWS_ATTRIBUTE)
+    schema = _arrow_schema(catalog.spec(name))
+    if held is None or not set(schema.names) <= set(held.column_names):
+        return None
+    rows = held.select(schema.names)
+    if rows.schema.types != schema.types:
+        return None
+    return pa.Table.from_arrays(rows.columns, schema=schema)
 
 
 class _Write(NamedTuple):
-    """A write of the local runtime: the Spark frame whose rows it writes, and the delta-rs commit of those rows."""
+    """A write of the local runtime: the Spark frame whose rows it writes (or those rows, when the driver holds
+    them already), and the delta-rs commit of those rows."""
 
-    source: DataFrame
+    source: DataFrame | pa.Table
     commit: Callable[[pa.Table], Any]
 
 
@@ -244,11 +264,11 @@ class FolderLakehouse(Lakehouse):
         for write, rows in zip(writes, _materialise([w.source for w in writes]), strict=True):
             write.commit(rows)
 
-    def _write(self, source: DataFrame, commit: Callable[[pa.Table], Any]) -> Any:
+    def _write(self, source: DataFrame | pa.Table, commit: Callable[[pa.Table], Any]) -> Any:
         if self._deferred is not None:
             self._deferred.append(_Write(source, commit))
             return None
-        return commit(source.toArrow())
+        return commit(source if isinstance(source, pa.Table) else source.toArrow())
 
     def append(self, df: DataFrame, name: str, *, app_id: str, batch_id: int) -> bool:
         def commit(rows: pa.Table) -> bool:
@@ -256,7 +276,8 @@ class FolderLakehouse(Lakehouse):
             delta_rs.auto_compact(self.path(name))
             return written
 
-        return self._write(self.conform(df, name), commit)
+        held = _held_rows(df, name)
+        return self._write(self.conform(df, name) if held is None else held, commit)
 
     def upsert(
         self,
@@ -295,9 +316,13 @@ class FolderLakehouse(Lakehouse):
         when, updates = self.accumulation(add, derive)
 
         def commit(rows: pa.Table) -> None:
+            # The batch id joins the rows here, not as a constant of the Spark query: Spark writes a number's
+            # constant into the code it generates, so each batch would compile every stage of its query again.
+            column = rows.schema.get_field_index("_batch_id")
+            rows = rows.set_column(column, rows.schema.field(column), pa.array([batch_id] * rows.num_rows, pa.int64()))
             self._merge(rows, name, matched_updates=updates, matched_when=when)
 
-        self._write(self.conform(df.selectExpr("*", f"{int(batch_id)} AS _batch_id"), name), commit)
+        self._write(self.conform(df.selectExpr("*", "CAST(NULL AS BIGINT) AS _batch_id"), name), commit)
 
     def upsert_rows(self, rows: list[dict], name: str, *, app_id: str, batch_id: int) -> None:
         source = pa.Table.from_pylist(rows, schema=_arrow_schema(catalog.spec(name)))

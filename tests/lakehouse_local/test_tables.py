@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 
 import pyarrow as pa
 from chispa import assert_df_equality
@@ -226,3 +227,70 @@ def test_tables_are_created_with_auto_compaction_and_micro_batches_do_not_pile_u
     assert len(DeltaTable(path).file_uris()) < delta_rs.AUTO_COMPACT_MIN_FILES
     got = lakehouse.read("ops.pipeline_metrics").select("batch_id", "rows_in").collect()
     assert sorted(tuple(r) for r in got) == [(n, n) for n in range(batches)]
+
+
+def _compiled_classes(spark) -> int:
+    """How many classes Spark has compiled for generated code in this JVM so far."""
+    return spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME().getCount()
+
+
+def test_accumulate_adds_a_batch_once_and_the_next_batch_reuses_the_compiled_code(spark, tmp_path):
+    from deltalake import DeltaTable
+
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.EVENTS_PER_MINUTE)
+    name, add = "gold.events_per_minute", ["events"]
+
+    def increment(events: int):
+        return spark.sql(
+            "SELECT TIMESTAMP'2026-05-01 10:00:00' AS window_start, TIMESTAMP'2026-05-01 10:01:00' AS window_end, "
+            f"'view' AS action, {events}L AS events, DATE'2026-05-01' AS event_date"
+        )
+
+    def stored() -> list[tuple[int, int]]:
+        rows = DeltaTable(lakehouse.path(name)).to_pyarrow_table().to_pylist()
+        return [(row["events"], row["_batch_id"]) for row in rows]
+
+    lakehouse.accumulate(increment(3), name, add=add, batch_id=7)
+    lakehouse.accumulate(increment(3), name, add=add, batch_id=7)  # a replay adds nothing
+    assert stored() == [(3, 7)]
+    # The batch id is not a constant of the generated code: batch 8 runs the classes batch 7 compiled.
+    compiled = _compiled_classes(spark)
+    lakehouse.accumulate(increment(3), name, add=add, batch_id=8)
+    assert stored() == [(6, 8)]
+    assert _compiled_classes(spark) == compiled
+
+
+def test_rows_the_driver_holds_are_appended_as_they_are_without_a_spark_job(spark, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    lakehouse = FolderLakehouse(spark, str(tmp_path / "lh"))
+    lakehouse.create_table(catalog.GOLD_KEYS)
+    # The table's columns out of order, and one more: a micro-batch's new member keys as Gold holds them.
+    keys = lakehouse.reusable(spark.sql(
+        "SELECT 7L AS batch_id, 'u1' AS member, '[]' AS group_key, DATE'2026-05-01' AS event_date, 'users' AS metric, "
+        "'[\"users\",\"2026-05-01\",\"[]\",\"u1\"]' AS key, 'x' AS extra"
+    ))
+
+    def no_job(*_args, **_kwargs):
+        raise AssertionError("a Spark job ran for rows the driver holds")
+
+    monkeypatch.setattr(type(keys), "toArrow", no_job)
+    with lakehouse.together() as writes:
+        writes.append(keys, "ops.gold_keys", app_id="k", batch_id=7)
+    monkeypatch.undo()
+
+    written = DeltaTable(lakehouse.path("ops.gold_keys")).to_pyarrow_table()
+    assert written.column_names == catalog.GOLD_KEYS.column_names
+    assert written.to_pylist() == [{
+        "key": '["users","2026-05-01","[]","u1"]', "metric": "users", "event_date": date(2026, 5, 1),
+        "group_key": "[]", "member": "u1", "batch_id": 7,
+    }]
+    # Held rows whose types differ from the table's are conformed by Spark, as any other frame.
+    narrow = lakehouse.reusable(spark.sql(
+        "SELECT 'k2' AS key, 'users' AS metric, DATE'2026-05-01' AS event_date, '[]' AS group_key, 'u2' AS member, "
+        "8 AS batch_id"
+    ))
+    lakehouse.append(narrow, "ops.gold_keys", app_id="k", batch_id=8)
+    batch_ids = DeltaTable(lakehouse.path("ops.gold_keys")).to_pyarrow_table().column("batch_id")
+    assert batch_ids.type == pa.int64() and sorted(batch_ids.to_pylist()) == [7, 8]
