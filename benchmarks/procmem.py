@@ -1,9 +1,13 @@
-"""Peak memory of this process and everything it started (the JVM, Spark's Python workers), from /proc.
+"""Peak memory and CPU time of this process and everything it started (the JVM, Spark's Python workers), from /proc.
 
 No psutil: each process's ``/proc/<pid>/status`` has ``VmHWM`` (its peak resident set, kept by the
 kernel) and ``VmRSS`` (now). A background thread walks the process tree every ``interval`` seconds and
 keeps, per process, the largest ``VmHWM`` seen, plus the largest *simultaneous* resident total of the
 Python workers (a short-lived worker's peak is caught as long as it lives for one sample).
+
+The same walk reads each process's CPU time (``/proc/<pid>/stat``: user + system), so :meth:`MemorySampler.cpu`
+says how many CPU seconds each role has used since the sampler started; the difference of two readings over
+the wall time between them is how many cores that role kept busy.
 
 Roles: ``driver`` is this Python process, ``jvm`` the Spark driver JVM (``java``), ``workers`` every
 ``pyspark.daemon`` process and its forks (Python UDF/data source/sink workers).
@@ -28,6 +32,20 @@ def _status(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return values
+
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3 of stat(5), utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
 
 
 def _cmdline(pid: int) -> str:
@@ -88,6 +106,10 @@ class MemorySampler:
         self.peak_tree_rss_total = 0
         self.samples = 0
         self.last: dict[str, float] = {}
+        # CPU seconds per process: when the sampler first saw it (0 for one started since) and at its last sample.
+        self.cpu_first: dict[int, float] = {}
+        self.cpu_last: dict[int, float] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
 
@@ -101,12 +123,21 @@ class MemorySampler:
             self._stop.wait(self.interval)
 
     def sample(self) -> None:
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
         workers_rss = tree_rss = 0
         now_rss: dict[str, int] = defaultdict(int)
+        first_sample = self.samples == 0
         for pid in [self.root, *descendants(self.root)]:
             status = _status(pid)
             if not status:
                 continue
+            cpu = _cpu_seconds(pid)
+            if cpu is not None:
+                self.cpu_first.setdefault(pid, cpu if first_sample else 0.0)
+                self.cpu_last[pid] = cpu
             # Every time: a launcher shell exec()s into the JVM under the same pid.
             self.roles[pid] = role(pid, self.root)
             hwm = max(status.get("VmHWM", 0), status.get("VmRSS", 0))
@@ -119,6 +150,16 @@ class MemorySampler:
         self.peak_tree_rss_total = max(self.peak_tree_rss_total, tree_rss)
         self.last = {role: round(rss / 1024 / 1024, 1) for role, rss in now_rss.items() if role != "other"}
         self.samples += 1
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each role (driver, jvm, workers) has used since the sampler started, read now.
+
+        A process that ended between two samples counts up to its last sample."""
+        self.sample()
+        used: dict[str, float] = defaultdict(float)
+        for pid, last in self.cpu_last.items():
+            used[self.roles.get(pid, "other")] += last - self.cpu_first.get(pid, 0.0)
+        return {role: round(used[role], 1) for role in ("driver", "jvm", "workers")}
 
     def current(self) -> dict[str, float]:
         """Resident MiB per role (driver, jvm, workers: all workers together) at the latest sample."""

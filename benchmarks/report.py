@@ -350,6 +350,13 @@ def _describe_freshness(out: list[str], r: dict) -> None:
         for stream, p in (r.get("progress") or {}).items():
             if isinstance(p, dict) and "duration_ms" in p:
                 out.append(f"  - {stream}: {_breakdown(p)}")
+        busy = r.get("cores_busy")
+        if busy:
+            out.append(
+                f"- Cores busy from the producer's start until drained ({busy['seconds']} s): {busy['total']} of "
+                f"{busy['cores']} (JVM {busy['jvm']}, Python driver with producer and S3 endpoint {busy['driver']}, "
+                f"Python workers {busy['workers']})."
+            )
         if _memory(r):
             out.append(f"- {_memory(r)}")
         if r.get("stream_errors"):

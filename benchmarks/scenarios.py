@@ -420,6 +420,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
             progress=False,
         )
         produced_from = time.time()
+        cpu_from = _SAMPLER.cpu() if _SAMPLER is not None else None
         manifest = run(config).to_dict()
         produced_s = time.time() - produced_from
         lines = manifest["counts"]["lines_sent"]
@@ -435,6 +436,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
             except Exception:  # noqa: BLE001 - tables mid-commit: try again
                 continue
         drain_s = time.time() - drain_began
+        busy = _cores_busy(cpu_from, _SAMPLER.cpu(), time.time() - produced_from) if cpu_from is not None else None
         progress = {q.name: progress_summary(_query_progress(q)) for q in spark.streams.active}
         stopping.set()
         for query in spark.streams.active:
@@ -455,6 +457,7 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
         "drain_seconds": round(drain_s, 1),
         "session_start_s": round(startup, 2),
         "progress": progress,
+        "cores_busy": busy,
         "stream_restarts": len(errors),
         "stream_errors": errors,
         **visibility,
@@ -462,6 +465,17 @@ def freshness(duration: float, rate: float, trigger: str, drain_timeout: float =
 
 
 MAX_RESTARTS = 50
+
+
+def _cores_busy(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    """How many cores each role kept busy between two :meth:`MemorySampler.cpu` readings ``seconds`` apart."""
+    used = {role: after[role] - before[role] for role in after}
+    return {
+        "seconds": round(seconds, 1),
+        **{role: round(cpu / seconds, 2) for role, cpu in used.items()},
+        "total": round(sum(used.values()) / seconds, 2),
+        "cores": os.cpu_count(),
+    }
 
 
 def _reason(error: Exception) -> str:
