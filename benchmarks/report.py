@@ -9,7 +9,7 @@ from __future__ import annotations
 from benchmarks import compaction, discovery, model, scaling, stream_start
 
 SCENARIOS = (
-    "ingest", "pipeline", "freshness", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start",
+    "ingest", "pipeline", "freshness", "capacity", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start",
 )
 
 AIMS = {
@@ -85,6 +85,13 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"p50 {_num(fr.get('p50_s'), 1)} s · p95 {_num(fr.get('p95_s'), 1)} s · max {_num(fr.get('max_s'), 1)} s",
                 "p95 ≤ 15 s", _met(fr.get("p95_s"), AIMS["freshness_p95_s"], higher_is_better=False), _load(f),
             ))
+    if "capacity" in s and "layers" in s["capacity"]["run"]:
+        c = s["capacity"]["run"]
+        per_layer = ", ".join(f"{name[3:].split('_')[0]} {layer['cores_at_rate']}" for name, layer in c["layers"].items())
+        rows.append((
+            f"Capacity · cores the three streams need at {_num(c['rate'])} ev/s, each layer measured alone",
+            f"{c['cores_at_rate']} of {c['cores']} ({per_layer})", "", "", _load(c),
+        ))
     if "state" in s:
         for size, r in s["state"]["runs"].items():
             m = r.get("memory") or {}
@@ -265,6 +272,20 @@ def _details(name: str, section: dict) -> list[str]:
             if key in section:
                 out.append(f"- **{mode}**")
                 _describe_freshness(out, section[key])
+    elif name == "capacity":
+        r = section["run"]
+        if "error" in r:
+            out.append(f"- failed ({r['error']}); log {r.get('log')}")
+        else:
+            out.append(f"- {r['what']}.")
+            for layer, v in r["layers"].items():
+                out.append(
+                    f"  - {layer}: {v['batches']} micro-batches in {v['seconds']} s; CPU {v['cpu_s']} s = "
+                    f"{v['cpu_ms_per_1000_events']} ms per 1,000 events → {v['cores_at_rate']} cores at {_num(r['rate'])} ev/s"
+                )
+            out.append(f"- The three together: {r['cores_at_rate']} cores of {r['cores']}.")
+            if _memory(r):
+                out.append(f"- {_memory(r)}")
     elif name == "state":
         for size, r in section["runs"].items():
             if "error" in r:

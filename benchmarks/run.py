@@ -9,7 +9,8 @@ Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``sc
 files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes), ``model``
 (:mod:`benchmarks.model`: a Gold model batch at two table sizes), ``compaction``
 (:mod:`benchmarks.compaction`: a micro-batch's table work after 100 and 1,000 micro-batches),
-``stream_start`` (:mod:`benchmarks.stream_start`: starting a stream of a Python data source). Each
+``stream_start`` (:mod:`benchmarks.stream_start`: starting a stream of a Python data source), ``capacity``
+(each layer alone in micro-batches of the freshness run's size: CPU per event, cores needed at its rate). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
 ``.lakehouse/bench/landing-<n>/`` (see :mod:`benchmarks.landing`) and shared by both sides of every
@@ -115,6 +116,13 @@ def run_freshness(duration: float, rate: float, trigger: str, timeout: float) ->
     }
 
 
+def run_capacity(events: int, rate: float, timeout: float) -> dict:
+    """Each layer alone, in micro-batches of the freshness run's size: CPU per event and cores needed at ``rate``."""
+    args = ("--events", str(events), "--rate", str(rate), "--files-per-trigger", "5", "--table-files-per-trigger", "3",
+            "--gold-table-files-per-trigger", "3")
+    return {"run": measure("capacity", *args, timeout=timeout)}
+
+
 def run_state(sizes: list[int], batch_files: int, timeout: float) -> dict:
     runs = {}
     for size in sizes:
@@ -212,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freshness-rate", type=float, default=2000.0)
     parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger of the streams")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files (1,000 lines) per Silver batch")
+    parser.add_argument("--capacity-events", type=int, default=200_000, help="capacity: landed events")
     parser.add_argument("--producer-events", type=int, default=200_000)
     parser.add_argument("--lookup-sizes", default="1000000,5000000", help="scaling: Silver sizes for the lookup")
     parser.add_argument("--gold-sizes", default="100000,2000000", help="scaling: events already in the Gold day")
@@ -237,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         args.events = 50_000
         args.freshness_duration = 20.0
         args.producer_events = 50_000
+        args.capacity_events = 50_000
         args.discovery_sizes = "1000,10000"
         args.compaction_sizes = "20,200"
         args.model_sizes, args.model_batch_events = "50000,250000", 2_000
@@ -274,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_pipeline(args.events, args.files_per_trigger, args.table_files_per_trigger, timeout)
         elif name == "freshness":
             section = run_freshness(args.freshness_duration, args.freshness_rate, args.trigger, timeout)
+        elif name == "capacity":
+            section = run_capacity(args.capacity_events, args.freshness_rate, timeout)
         elif name == "state":
             section = run_state(state_sizes, args.state_batch_files, timeout)
         elif name == "scaling":

@@ -13,6 +13,8 @@ Measurements (``NAME``):
 ``pipeline``           notebooks 00-03, availableNow, landing → Gold
 ``pipeline-spark``     plain Spark single hop: json → watermark → dropDuplicatesWithinWatermark → parquet
 ``freshness``          embedded S3 + producer in real time + the three notebooks on a processing-time trigger
+``capacity``           notebooks 01, 02 and 03 one after the other in micro-batches of the freshness run's size:
+                       the CPU each layer uses per event, and the cores the three need at a given rate
 ``state-bronze``       prepares ``bronze.events`` for the state measurement (not timed)
 ``state``              the Silver stream alone over that Bronze table: dedup state rows and memory per batch
 ``state-reset``        a Silver reset over that Bronze table with the widgets' default read limits: its first
@@ -316,6 +318,52 @@ def pipeline(events: int, files_per_trigger: int, table_files_per_trigger: int, 
             "duplicates_removed": c.duplicates_removed,
             "late_not_in_silver": c.late_not_in_silver,
         },
+    }
+
+
+def capacity(events: int, files_per_trigger: int, table_files_per_trigger: int, gold_table_files: int,
+             rate: float) -> dict:
+    """Notebooks 01, 02 and 03 availableNow, one after the other over the same landing, in micro-batches about
+    as large as the freshness run's at ``rate``: the CPU seconds each layer used (JVM, Python driver, Python
+    workers) per 1,000 events, and how many cores the three streams would keep busy together at ``rate``.
+
+    Each layer runs alone, so what one costs is not blurred by the others competing for the cores; the JVM
+    is warm from the layer before (as it is in a running pipeline), except for Bronze."""
+    from lakehouse_local.notebooks import run_notebook
+
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    lake = _fresh("capacity") / "lakehouse"
+    params = _parameters(info["path"], lake, files=files_per_trigger, table_files=table_files_per_trigger)
+    params["gold_max_table_files_per_trigger"] = str(gold_table_files)
+    run_notebook(_notebook(NOTEBOOK_NAMES[0]), spark, params)
+    layers = {}
+    for name in NOTEBOOK_NAMES[1:]:
+        cpu_before, began = _SAMPLER.cpu(), time.perf_counter()
+        namespace = run_notebook(_notebook(name), spark, params)
+        seconds = time.perf_counter() - began
+        cpu = {role: round(used - cpu_before[role], 1) for role, used in _SAMPLER.cpu().items()}
+        total = sum(cpu.values())
+        progress = progress_summary(_query_progress(namespace["query"]))
+        layers[name] = {
+            "batches": progress.get("batches"),
+            "seconds": round(seconds, 1),
+            "cpu_s": cpu,
+            "cpu_ms_per_1000_events": round(1000 * total / info["lines"] * 1000),
+            "cores_at_rate": round(total / info["lines"] * rate, 2),
+        }
+    return {
+        "what": (
+            f"notebooks 01-03 availableNow one after the other over {info['lines']:,} landed lines: Bronze "
+            f"{files_per_trigger} files, Silver {table_files_per_trigger} Bronze files and Gold {gold_table_files} "
+            f"Silver files per micro-batch; cores at {rate:g} events/s = CPU seconds per event x {rate:g}"
+        ),
+        "lines": info["lines"],
+        "rate": rate,
+        "layers": layers,
+        "cores_at_rate": round(sum(layer["cores_at_rate"] for layer in layers.values()), 2),
+        "cores": os.cpu_count(),
+        "session_start_s": round(startup, 2),
     }
 
 
@@ -807,6 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trigger", default="2 seconds", help="freshness: processing-time trigger")
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze: max_files_per_trigger")
     parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver: max_table_files_per_trigger")
+    parser.add_argument("--gold-table-files-per-trigger", type=int, default=3, help="Gold: gold_max_table_files_per_trigger")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files per Silver batch")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)
@@ -825,6 +874,10 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline-spark": lambda: _measure(pipeline_spark, args.events),
         "freshness": lambda: _measure(freshness, args.duration, args.rate, args.trigger),
         "freshness-connect": lambda: _measure(freshness, args.duration, args.rate, args.trigger, connect=True),
+        "capacity": lambda: _measure(
+            capacity, args.events, args.files_per_trigger, args.table_files_per_trigger, args.gold_table_files_per_trigger,
+            args.rate,
+        ),
         "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
         "state": lambda: _measure(state, args.events, args.state_batch_files),
         "state-reset": lambda: _measure(state, args.events, args.state_batch_files, default_limits=True, max_batches=4),
