@@ -84,6 +84,10 @@ def _use_installed_pyspark_in_workers() -> None:
     os.environ["SPARK_HOME"] = str(home)
 
 
+# Extra flags for the local JVM, appended to the runtime's own.
+JAVA_OPTIONS_ENV = "LAKEHOUSE_JAVA_OPTIONS"
+
+
 def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = None) -> dict[str, str]:
     """The local Spark configuration, the same in both modes."""
     return {
@@ -92,7 +96,10 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # A larger thread stack: Spark's regex-based message handling recurses over long plan strings. The
         # JVM exits when its heap runs out: Spark would otherwise wait forever for a result lost to the error
         # (a stream that neither progresses nor fails), and the exit names the cause on stderr.
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError",
+        # $LAKEHOUSE_JAVA_OPTIONS adds flags of your own (a profiler, the JIT's settings: see Performance).
+        "spark.driver.extraJavaOptions": " ".join(
+            ["-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError", *os.environ.get(JAVA_OPTIONS_ENV, "").split()]
+        ),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),

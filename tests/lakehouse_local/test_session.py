@@ -74,3 +74,13 @@ def test_the_suites_jvms_keep_room_for_a_long_runs_compiled_code(spark):
     assert pools, "the JVM reports its code cache"
     reserved = sum(pool.getUsage().getMax() for pool in pools)
     assert reserved >= 240 * 1024 * 1024, f"{reserved / 2**20:.0f} MB reserved for compiled code"
+
+
+def test_java_options_of_your_own_are_added_to_the_runtimes(monkeypatch):
+    from lakehouse_local.session import JAVA_OPTIONS_ENV, session_conf
+
+    assert session_conf()["spark.driver.extraJavaOptions"].split()[-1] == "-XX:+ExitOnOutOfMemoryError"
+    monkeypatch.setenv(JAVA_OPTIONS_ENV, " -XX:TieredStopAtLevel=1  -XX:ReservedCodeCacheSize=240m ")
+    flags = session_conf()["spark.driver.extraJavaOptions"].split()
+    assert flags[-2:] == ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"]
+    assert {"-Duser.timezone=UTC", "-XX:+ExitOnOutOfMemoryError"} <= set(flags)
