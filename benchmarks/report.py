@@ -12,6 +12,10 @@ SCENARIOS = (
     "ingest", "pipeline", "freshness", "capacity", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start",
 )
 
+FRESHNESS_RUNS = (
+    ("classic", "run"), ("Spark Connect", "run_connect"), ("classic, the JIT's first tier only", "run_first_tier_jit"),
+)
+
 AIMS = {
     "ingest_ratio": 1.0,
     "pipeline_ratio": 0.35,
@@ -75,7 +79,7 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "≥ 0.35×", _met(ratio, AIMS["pipeline_ratio"]), _load(run),
             ))
     if "freshness" in s:
-        for mode, key in (("classic", "run"), ("Spark Connect", "run_connect")):
+        for mode, key in FRESHNESS_RUNS:
             if key not in s["freshness"]:
                 continue
             f = s["freshness"][key]
@@ -268,7 +272,7 @@ def _details(name: str, section: dict) -> list[str]:
             f"Spark Connect {section.get('ratio_connect_vs_spark_single_hop')}×."
         )
     elif name == "freshness":
-        for mode, key in (("classic", "run"), ("Spark Connect", "run_connect")):
+        for mode, key in FRESHNESS_RUNS:
             if key in section:
                 out.append(f"- **{mode}**")
                 _describe_freshness(out, section[key])

@@ -44,19 +44,27 @@ LOG_DIR = landing_data.BENCH_ROOT / "logs"
 # -- running measurements ---------------------------------------------------------------------------
 
 
-def measure(name: str, *args: str, timeout: float, module: str = "benchmarks.scenarios") -> dict:
-    """One measurement in a fresh process (``python -m module name args``); its JSON result (or an ``error`` entry)."""
+# The JIT's first tier only (C1), for the measurements that compare it with the JVM's default (both tiers):
+# a fresh JVM's compiler threads are a large share of a small micro-batch's CPU (see the capacity scenario).
+FIRST_TIER_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
+
+def measure(name: str, *args: str, timeout: float, module: str = "benchmarks.scenarios", java_options: str = "",
+            label: str = "") -> dict:
+    """One measurement in a fresh process (``python -m module name args``); its JSON result (or an ``error`` entry).
+    ``java_options``: JVM flags the process's local Spark adds (``$LAKEHOUSE_JAVA_OPTIONS``)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{name}{'-' + args[args.index('--events') + 1] if '--events' in args else ''}.log"
+    log_path = LOG_DIR / f"{name}{label}{'-' + args[args.index('--events') + 1] if '--events' in args else ''}.log"
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
     command = [sys.executable, "-m", module, *([name] if module == "benchmarks.scenarios" else []), *args, "--out", str(out)]
-    print(f"  {name:18s} {' '.join(args):60s}", end="", flush=True)
+    print(f"  {name + label:18s} {' '.join(args):60s}", end="", flush=True)
+    env = {**os.environ, "LAKEHOUSE_JAVA_OPTIONS": java_options} if java_options else None
     began = time.time()
     load = load_average()
     with open(log_path, "w") as log:
         try:
-            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False, env=env)
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -113,6 +121,7 @@ def run_freshness(duration: float, rate: float, trigger: str, timeout: float) ->
     return {
         "run": measure("freshness", *args, timeout=timeout),
         "run_connect": measure("freshness-connect", *args, timeout=timeout),
+        "run_first_tier_jit": measure("freshness", *args, timeout=timeout, java_options=FIRST_TIER_JIT, label="-c1"),
     }
 
 
