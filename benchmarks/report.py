@@ -278,9 +278,7 @@ def _details(name: str, section: dict) -> list[str]:
                 _describe_freshness(out, section[key])
     elif name == "capacity":
         r = section["run"]
-        if "error" in r:
-            out.append(f"- failed ({r['error']}); log {r.get('log')}")
-        else:
+        if not _failed(out, r):
             out.append(f"- {r['what']}.")
             for layer, v in r["layers"].items():
                 out.append(
@@ -341,9 +339,7 @@ def _details(name: str, section: dict) -> list[str]:
         out += stream_start.details(section["run"])
     elif name == "producer":
         r = section["run"]
-        if "error" in r:
-            out.append(f"- failed ({r['error']})")
-        else:
+        if not _failed(out, r):
             out.append(f"- `{r.get('command')}`:")
             out += [f"  - {line}" for line in r.get("output", [])]
     return out + [""]
@@ -358,10 +354,16 @@ def print_table(results: dict) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def _describe_freshness(out: list[str], r: dict) -> None:
+def _failed(out: list[str], r: dict) -> bool:
+    """Whether measurement ``r`` failed; if so, says so (and where its log is) in ``out``."""
     if "error" in r:
         out.append(f"- failed ({r['error']}); log {r.get('log')}")
-    else:
+        return True
+    return False
+
+
+def _describe_freshness(out: list[str], r: dict) -> None:
+    if not _failed(out, r):
         fr = r.get("freshness", {})
         out.append(f"- {r.get('what')}.")
         out.append(
