@@ -114,6 +114,8 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
 
     def start(self) -> MemorySampler:
+        # The first sample, which every CPU reading counts from, is taken now, not when the thread gets to it.
+        self.sample()
         self._thread.start()
         return self
 
