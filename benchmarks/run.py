@@ -35,6 +35,7 @@ from pathlib import Path
 from benchmarks import landing as landing_data
 from benchmarks.procmem import load_average, machine
 from benchmarks.report import SCENARIOS, print_table, render_markdown
+from lakehouse_local.session import JAVA_OPTIONS_ENV
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUICK_RESULTS_DIR = landing_data.BENCH_ROOT / "results"
@@ -59,7 +60,7 @@ def measure(name: str, *args: str, timeout: float, module: str = "benchmarks.sce
         out = Path(handle.name)
     command = [sys.executable, "-m", module, *([name] if module == "benchmarks.scenarios" else []), *args, "--out", str(out)]
     print(f"  {name + label:18s} {' '.join(args):60s}", end="", flush=True)
-    env = {**os.environ, "LAKEHOUSE_JAVA_OPTIONS": java_options} if java_options else None
+    env = {**os.environ, JAVA_OPTIONS_ENV: java_options} if java_options else None
     began = time.time()
     load = load_average()
     with open(log_path, "w") as log:
