@@ -13,7 +13,7 @@ SCENARIOS = (
 )
 
 FRESHNESS_RUNS = (
-    ("classic", "run"), ("Spark Connect", "run_connect"), ("classic, the JIT's first tier only", "run_first_tier_jit"),
+    ("classic", "run"), ("Spark Connect", "run_connect"), ("classic, both of the JIT's tiers", "run_both_tiers_jit"),
 )
 
 AIMS = {

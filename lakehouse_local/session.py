@@ -84,8 +84,14 @@ def _use_installed_pyspark_in_workers() -> None:
     os.environ["SPARK_HOME"] = str(home)
 
 
-# Extra flags for the local JVM, appended to the runtime's own.
+# Extra flags for the local JVM, appended to the runtime's own (a later flag overrides an earlier one).
 JAVA_OPTIONS_ENV = "LAKEHOUSE_JAVA_OPTIONS"
+# The JIT's first tier only. A micro-batch runs much of Spark's code briefly, so a JVM minutes old is still
+# compiling it for peak speed, and its compiler threads took more CPU than Spark's tasks (see Performance).
+# The first tier alone would shrink the code cache to 48 MB, which a long run's generated classes fill (the JIT
+# then stops and Spark loses threads to "Out of space in CodeCache"), so the cache keeps the default 240 MB.
+# `LAKEHOUSE_JAVA_OPTIONS=-XX:TieredStopAtLevel=4` restores both tiers.
+FIRST_TIER_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
 def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = None) -> dict[str, str]:
@@ -97,9 +103,10 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # JVM exits when its heap runs out: Spark would otherwise wait forever for a result lost to the error
         # (a stream that neither progresses nor fails), and the exit names the cause on stderr.
         # $LAKEHOUSE_JAVA_OPTIONS adds flags of your own (a profiler, the JIT's settings: see Performance).
-        "spark.driver.extraJavaOptions": " ".join(
-            ["-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError", *os.environ.get(JAVA_OPTIONS_ENV, "").split()]
-        ),
+        "spark.driver.extraJavaOptions": " ".join([
+            "-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError", FIRST_TIER_JIT,
+            *os.environ.get(JAVA_OPTIONS_ENV, "").split(),
+        ]),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),

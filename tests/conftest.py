@@ -13,15 +13,6 @@ from types import SimpleNamespace
 
 import pytest
 
-# The suite runs small data through many short-lived JVMs (its session, the pipelines it runs in processes of
-# their own, spark-pipelines): compiling Spark's code for peak speed, the JIT's second tier, costs them more CPU
-# than it saves (the e2e landing through notebooks 00-04 in a fresh process: 105 s instead of 121 s).
-# With the first tier only, the JVM reserves 48 MB for compiled code instead of 240 MB; Spark's generated classes
-# fill that in a long run, and a full code cache disables the JIT and then fails threads of Spark's own with
-# "Out of space in CodeCache for adapters". So the JVMs keep the size they have by default.
-JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-os.environ["JAVA_TOOL_OPTIONS"] = f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} {JIT_OPTIONS}".strip()
-
 
 @pytest.fixture(scope="session")
 def s3_endpoint():

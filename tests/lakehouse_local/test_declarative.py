@@ -54,6 +54,15 @@ def test_the_connect_server_gets_few_settings_so_pyspark_keeps_them_all(tmp_path
     assert conf["spark.sql.warehouse.dir"] == str((tmp_path / "spark-warehouse").resolve())
 
 
+def test_the_pipelines_jvm_compiles_as_the_local_sessions_do_with_flags_of_your_own_last(tmp_path, monkeypatch):
+    from lakehouse_local.session import FIRST_TIER_JIT, JAVA_OPTIONS_ENV
+
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Dexisting=1")
+    monkeypatch.setenv(JAVA_OPTIONS_ENV, "-XX:TieredStopAtLevel=4")
+    flags = LocalPipeline(tmp_path).environment()["JAVA_TOOL_OPTIONS"]
+    assert flags == f"-Dexisting=1 {FIRST_TIER_JIT} -XX:TieredStopAtLevel=4"
+
+
 def test_only_lines_that_end_something_are_echoed():
     assert PROGRESS.match("2026-12-01 00:07:33: Flow spark_catalog.default.silver_quarantine has COMPLETED.")
     assert PROGRESS.match("2026-12-01 00:07:35: Run is COMPLETED.")

@@ -65,10 +65,12 @@ def test_building_a_column_records_no_python_call_site(spark, monkeypatch):
     assert captured == []
 
 
-def test_the_suites_jvms_keep_room_for_a_long_runs_compiled_code(spark):
-    """The suite's JVMs compile with the JIT's first tier only (``tests/conftest.py``), which alone shrinks the
-    code cache to 48 MB: a whole suite's generated classes filled it, and Spark then lost threads to
-    "Out of space in CodeCache for adapters". The code cache keeps the default tiered JVM's 240 MB."""
+def test_the_local_jvm_compiles_with_the_first_tier_and_keeps_room_for_a_long_runs_code(spark):
+    """The local JVM compiles with the JIT's first tier only, which alone shrinks the code cache to 48 MB: a
+    whole suite's generated classes filled it, and Spark then lost threads to "Out of space in CodeCache for
+    adapters". The code cache keeps the default tiered JVM's 240 MB."""
+    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:TieredStopAtLevel=1" in arguments, arguments
     management = spark._jvm.java.lang.management.ManagementFactory
     pools = [pool for pool in management.getMemoryPoolMXBeans() if "Code" in pool.getName()]
     assert pools, "the JVM reports its code cache"
@@ -79,8 +81,10 @@ def test_the_suites_jvms_keep_room_for_a_long_runs_compiled_code(spark):
 def test_java_options_of_your_own_are_added_to_the_runtimes(monkeypatch):
     from lakehouse_local.session import JAVA_OPTIONS_ENV, session_conf
 
-    assert session_conf()["spark.driver.extraJavaOptions"].split()[-1] == "-XX:+ExitOnOutOfMemoryError"
-    monkeypatch.setenv(JAVA_OPTIONS_ENV, " -XX:TieredStopAtLevel=1  -XX:ReservedCodeCacheSize=240m ")
+    monkeypatch.delenv(JAVA_OPTIONS_ENV, raising=False)
+    assert session_conf()["spark.driver.extraJavaOptions"].split()[-1] == "-XX:ReservedCodeCacheSize=240m"
+    monkeypatch.setenv(JAVA_OPTIONS_ENV, " -XX:TieredStopAtLevel=4  -XX:StartFlightRecording=filename=run.jfr ")
     flags = session_conf()["spark.driver.extraJavaOptions"].split()
-    assert flags[-2:] == ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m"]
-    assert {"-Duser.timezone=UTC", "-XX:+ExitOnOutOfMemoryError"} <= set(flags)
+    # Last, so that a flag of your own overrides the runtime's (the JVM takes the last of a repeated -XX flag).
+    assert flags[-2:] == ["-XX:TieredStopAtLevel=4", "-XX:StartFlightRecording=filename=run.jfr"]
+    assert {"-Duser.timezone=UTC", "-XX:+ExitOnOutOfMemoryError", "-XX:TieredStopAtLevel=1"} <= set(flags)
