@@ -12,9 +12,12 @@ nothing stops the stream, and every landed file is accounted for (``bronze.files
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -31,6 +34,8 @@ OPENED = pa.schema(
         ("_line_number", pa.int64()),
         ("_file_lines", pa.int64()),
         ("_file_error", pa.string()),
+        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+        ("_record_id", pa.string()),
     ]
 )
 
@@ -88,8 +93,29 @@ class LandedFiles:
             "_line_number": [*range(1, count + 1), None],
             "_file_lines": [None] * count + [count],
             "_file_error": [None] * count + [error],
+            "_ingested_at": [datetime.now(UTC)] * rows,
+            "_record_id": random_uuids(rows),
         }
         return pa.RecordBatch.from_pydict(columns, schema=OPENED)
+
+
+# Where each of a UUID's 32 hex digits goes in its 36-character text form (8-4-4-4-12).
+_UUID_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def random_uuids(count: int) -> pa.Array:
+    """``count`` random (version 4) UUIDs as text, as Spark's ``uuid()`` makes them, made for all rows at once.
+
+    In the opened rows rather than ``uuid()`` in Spark: Spark writes the random seed it gives ``uuid()`` into the
+    code it generates, so every micro-batch compiled its stage again.
+    """
+    raw = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = np.full((count, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_DIGITS] = np.frombuffer(raw.tobytes().hex().encode(), dtype=np.uint8).reshape(count, 32)
+    offsets = np.arange(0, 36 * (count + 1), 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
 
 
 # Auto Loader's binaryFile columns: one row per landed file.
@@ -120,9 +146,11 @@ def bronze_rows(opened: DataFrame) -> DataFrame:
         "_line_number",
         "_file_lines",
         "_file_error",
-        F.current_timestamp().alias("_ingested_at"),
-        # A stable identity for the line from here on; Silver and quarantine refer to it.
-        F.expr("uuid()").alias("_record_id"),
+        # When the file was opened, and a stable identity for the line from here on (Silver and quarantine refer
+        # to it), both given by LandedFiles: current_timestamp() and uuid() would put constants of each micro-batch
+        # in Spark's generated code, so every batch compiled its stage again.
+        "_ingested_at",
+        "_record_id",
     )
 
 

@@ -4,6 +4,7 @@ cannot be opened."""
 from __future__ import annotations
 
 import gzip
+import uuid
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -59,3 +60,19 @@ def test_each_file_gives_its_lines_then_one_record_with_its_count_or_its_error()
         (None, "s3://b/2.jsonl.gz", None, 0),
     ]
     assert [r["_file_error"] is None for r in rows] == [True, True, True, False]
+    ids = [uuid.UUID(r["_record_id"]) for r in rows]
+    assert len(set(ids)) == 4 and {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert [str(i) for i in ids] == [r["_record_id"] for r in rows], "in the form Spark's uuid() gives"
+    assert all(abs(r["_ingested_at"] - datetime.now(UTC)).total_seconds() < 60 for r in rows)
+
+
+def test_a_micro_batchs_constants_stay_out_of_bronzes_generated_code(spark):
+    """Spark writes the seed of ``uuid()`` and the time of ``current_timestamp()`` into the code it generates for a
+    query, so a query with either compiles again every micro-batch: the opened rows carry both instead."""
+    from lakehouse.transforms.bronze import LANDED_FILE, bronze_rows, open_files
+
+    landed = spark.createDataFrame([("s3://b/1.jsonl", datetime(2026, 11, 20, tzinfo=UTC), 2, b"x\n")], LANDED_FILE)
+    rows = bronze_rows(open_files(landed))
+    plan = rows._jdf.queryExecution().analyzed().toString().lower()
+    assert "uuid(" not in plan and "current_timestamp" not in plan, plan
+    assert rows.filter("_line_number = 1").select("value").first()["value"] == "x"
