@@ -600,7 +600,7 @@ def gold_visibility(lake: Path, ended_at: float | None = None) -> dict:
     * produced: the event's ``ingest_time`` (the producer stamps it when it makes the line);
     * landed: the S3 object's modification time (Bronze ``_file_modification_time``);
     * in Bronze: ``_ingested_at`` (when Bronze's micro-batch read the line);
-    * in Silver: ``_processed_at`` (Silver's commit time for the event);
+    * in Silver: ``_processed_at`` (when Silver's micro-batch read the event, before its writes);
     * in Gold: ``committed_at`` of the Gold micro-batch that first read the Silver file holding the
       event (Gold batch end offsets come from its checkpoint; ``committed_at`` is stamped after the
       five Gold MERGEs, so the event is queryable in Gold then).

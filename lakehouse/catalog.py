@@ -121,7 +121,7 @@ SILVER_EVENTS = TableSpec(
         Column("_record_id", "STRING", "Bronze row this event was taken from."),
         Column("_source_file", "STRING", "Landed object the event came from."),
         Column("_ingested_at", "TIMESTAMP", "When Bronze read the line."),
-        Column("_processed_at", "TIMESTAMP", "When Silver committed the event."),
+        Column("_processed_at", "TIMESTAMP", "When Silver's micro-batch read the event."),
     ),
     keys=("event_id",),
     partitioned_by=("event_date",),
@@ -140,7 +140,7 @@ QUARANTINE = TableSpec(
         Column("event_time", "TIMESTAMP", "event_time if one could be read, else null."),
         Column("_source_file", "STRING", "Landed object the line came from."),
         Column("_ingested_at", "TIMESTAMP", "When Bronze read the line."),
-        Column("quarantined_at", "TIMESTAMP", "When Silver quarantined the line."),
+        Column("quarantined_at", "TIMESTAMP", "When Silver's micro-batch read the line it quarantined."),
     ),
     keys=("_record_id",),
 )

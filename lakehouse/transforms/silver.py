@@ -93,7 +93,7 @@ def quarantine_rows(rows: DataFrame, *, quarantined_at: F.Column | None = None) 
         "event_time",
         "_source_file",
         "_ingested_at",
-        "current_timestamp() AS quarantined_at",
+        f"{validation.READ_AT} AS quarantined_at",
     )
     return shaped if quarantined_at is None else shaped.withColumn("quarantined_at", quarantined_at)
 
@@ -170,5 +170,5 @@ def conflicting_quarantine_rows(classified: DataFrame) -> DataFrame:
 
 def silver_rows(classified: DataFrame) -> DataFrame:
     """The rows to insert into ``silver.events``."""
-    inserts = classified.filter(f"_outcome = '{INSERT}'").selectExpr("*", "current_timestamp() AS _processed_at")
+    inserts = classified.filter(f"_outcome = '{INSERT}'")
     return inserts.selectExpr(*[f"`{name}`" for name in catalog.SILVER_EVENTS.column_names])

@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +39,8 @@ VIOLATION = "_violation"
 RESCUED = "_rescued_data"
 PAYLOAD_HASH = "payload_hash"
 EVENT_DATE = "event_date"
+# When Silver's micro-batch read the line: silver.events' _processed_at, silver.quarantine's quarantined_at.
+READ_AT = "_processed_at"
 VIOLATION_TYPE = pa.struct([("reason", pa.string()), ("field", pa.string()), ("message", pa.string())])
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "timestamp": _TIMESTAMP, "double": pa.float64(),
@@ -64,6 +66,7 @@ def output_fields(schema: dict[str, Any] | None = None) -> list[pa.Field]:
         pa.field(EVENT_DATE, pa.date32()),
         pa.field(RESCUED, pa.string()),
         pa.field(PAYLOAD_HASH, pa.string()),
+        pa.field(READ_AT, _TIMESTAMP),
     ]
 
 
@@ -232,6 +235,9 @@ class ContractReader:
             pa.array(columns[EVENT_DATE], pa.date32()),
             pa.array(rescued, pa.string()),
             pa.array(self._payload_hashes(columns, verdicts), pa.string()),
+            # Here, not current_timestamp() in Spark: Spark writes that time into the code it generates for the
+            # query, so every micro-batch compiled its stages again.
+            pa.repeat(pa.scalar(datetime.now(UTC), _TIMESTAMP), len(lines)),
         ]
         names = [f.name for f in output_fields(self.schema)]
         return pa.RecordBatch.from_arrays([*batch.columns, *arrays], names=[*batch.schema.names, *names])

@@ -102,7 +102,7 @@ def test_the_wheel_requires_what_databricks_may_lack_and_not_spark(wheel):
     requires = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in message.get_all("Requires-Dist")}
     assert requires == {"jsonschema", "rfc3339-validator", "orjson"}
     # What Databricks provides is what the package imports beyond those three.
-    provided = {"pyspark", "delta", "pyarrow", "pandas", "databricks"}
+    provided = {"pyspark", "delta", "pyarrow", "pandas", "numpy", "databricks"}
     assert _third_party_imports() == {"jsonschema", "rfc3339_validator", "orjson"} | provided
 
 

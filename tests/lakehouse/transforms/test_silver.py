@@ -185,3 +185,27 @@ def test_classification_meets_each_event_ids_rows_in_one_shuffle_without_joins(s
     exchanges = [line.strip(" +-:") for line in plan.splitlines() if "Exchange" in line]
     assert len(exchanges) == 1 and exchanges[0].startswith("Exchange hashpartitioning(event_id"), plan
     assert "Join" not in plan, plan
+
+
+def test_silver_and_quarantine_rows_say_when_the_batch_read_their_line_from_the_line_not_the_query(spark):
+    """``_processed_at`` and ``quarantined_at`` come with the parsed line: ``current_timestamp()`` would put a
+    constant of each micro-batch into the code Spark generates for the writes, which every batch then compiled
+    again."""
+    original = _event(_uuid(1), page="/a")
+    conflicting = _event(_uuid(1), page="/b", ingest_time=T0 + timedelta(minutes=5))
+    parsed = _parsed(spark, [original, conflicting, "not json"])
+    read_at = {r._record_id: r._processed_at for r in parsed.collect()}
+    assert None not in read_at.values()
+    classified = _classify(spark, [original, conflicting], kept=[_uuid(1)])
+    inserted = silver.silver_rows(classified)
+    quarantined = silver.conflicting_quarantine_rows(classified).unionByName(
+        silver.quarantine_rows(silver.invalid_lines(parsed))
+    )
+    for frame in (inserted, quarantined):
+        plan = frame._jdf.queryExecution().analyzed().toString().lower()
+        assert "current_timestamp" not in plan and "now()" not in plan, plan
+    assert [r._processed_at is not None for r in inserted.collect()] == [True]
+    assert {r._record_id: r.quarantined_at for r in quarantined.filter("_record_id = 'r0002'").collect()} == {
+        "r0002": read_at["r0002"]
+    }
+    assert quarantined.filter("quarantined_at IS NULL").count() == 0
