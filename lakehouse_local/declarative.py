@@ -31,7 +31,7 @@ from lakehouse import catalog, privacy
 from lakehouse.declarative import datasets
 from lakehouse.declarative.settings import PipelineSettings
 from lakehouse_local import declarative_update
-from lakehouse_local.session import FIRST_TIER_JIT, JAVA_OPTIONS_ENV, REPO_ROOT, session_conf
+from lakehouse_local.session import REPO_ROOT, java_options, session_conf
 from lakehouse_local.sources.cloudfiles.source import STATE_ROOT_ENV
 
 DEFINITIONS = REPO_ROOT / "databricks" / "pipelines" / "clickstream"
@@ -160,9 +160,7 @@ class LocalPipeline:
             STATE_ROOT_ENV: str((self.folder / "cloudfiles").resolve()),
             # The local session's JIT settings and flags of your own (see lakehouse_local.session): spark-submit's
             # configuration has no room left for spark.driver.extraJavaOptions (spark_conf).
-            "JAVA_TOOL_OPTIONS": " ".join(
-                [os.environ.get("JAVA_TOOL_OPTIONS", ""), FIRST_TIER_JIT, os.environ.get(JAVA_OPTIONS_ENV, "")]
-            ).strip(),
+            "JAVA_TOOL_OPTIONS": f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} {java_options()}".strip(),
         }
 
     def run(self, settings: PipelineSettings, *, echo: bool = False, timeout_s: float = 1800) -> float:

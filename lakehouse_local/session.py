@@ -94,6 +94,11 @@ JAVA_OPTIONS_ENV = "LAKEHOUSE_JAVA_OPTIONS"
 FIRST_TIER_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
+def java_options() -> str:
+    """The local JVMs' flags beyond the session's own: the JIT's first tier, then ``$LAKEHOUSE_JAVA_OPTIONS``."""
+    return " ".join([FIRST_TIER_JIT, *os.environ.get(JAVA_OPTIONS_ENV, "").split()])
+
+
 def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = None) -> dict[str, str]:
     """The local Spark configuration, the same in both modes."""
     return {
@@ -103,10 +108,7 @@ def session_conf(*, shuffle_partitions: int = 2, driver_memory: str | None = Non
         # JVM exits when its heap runs out: Spark would otherwise wait forever for a result lost to the error
         # (a stream that neither progresses nor fails), and the exit names the cause on stderr.
         # $LAKEHOUSE_JAVA_OPTIONS adds flags of your own (a profiler, the JIT's settings: see Performance).
-        "spark.driver.extraJavaOptions": " ".join([
-            "-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError", FIRST_TIER_JIT,
-            *os.environ.get(JAVA_OPTIONS_ENV, "").split(),
-        ]),
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Xss16m -XX:+ExitOnOutOfMemoryError {java_options()}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),
