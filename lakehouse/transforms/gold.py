@@ -148,14 +148,19 @@ _DIMENSIONS_KEY = _json_array(*[f"coalesce({d}, '{UNKNOWN}')" for d in _DIMENSIO
 # the classic Python API each function and operator of a column is a call into the JVM: built column by column,
 # this one took hundreds per batch. Nulls are dropped after the explode, not with a lambda (``filter(array, m ->
 # ...)``): Spark has no generated code for lambdas, and one in the plan left the explode interpreted, per row.
-_MEMBERS = "array({})".format(", ".join([
-    _member("users", _WHOLE_DAY, "user_id"),
-    _member("sessions", _WHOLE_DAY, "session_id"),
-    _member("funnel_sessions", _json_array("action"), "session_id"),
-    _member("traffic_users", _DIMENSIONS_KEY, "user_id"),
-    f"IF(action = 'purchase', {_member('converted_sessions', _WHOLE_DAY, 'session_id')}, NULL)",
-    f"IF(action = 'view', {_member('page_users', _json_array('page'), 'user_id')}, NULL)",
-]))
+# metric: (its group key, its member, the condition for an event to be one or None for every event).
+_METRICS = {
+    "users": (_WHOLE_DAY, "user_id", None),
+    "sessions": (_WHOLE_DAY, "session_id", None),
+    "funnel_sessions": (_json_array("action"), "session_id", None),
+    "traffic_users": (_DIMENSIONS_KEY, "user_id", None),
+    "converted_sessions": (_WHOLE_DAY, "session_id", "action = 'purchase'"),
+    "page_users": (_json_array("page"), "user_id", "action = 'view'"),
+}
+_MEMBERS = "array({})".format(", ".join(
+    _member(metric, group, who) if when is None else f"IF({when}, {_member(metric, group, who)}, NULL)"
+    for metric, (group, who, when) in _METRICS.items()
+))
 _KEY = _json_array("metric", "CAST(event_date AS STRING)", "group_key", "member")
 
 
@@ -171,20 +176,28 @@ def member_keys(silver: DataFrame) -> DataFrame:
     return keys.selectExpr("*", f"{_KEY} AS key")
 
 
-def _new(new_keys: DataFrame, metric: str, name: str) -> DataFrame:
-    """How many new members each group (``event_date``, ``group_key``) of ``metric`` gained."""
-    return new_keys.filter(f"metric = '{metric}'").groupBy("event_date", "group_key").agg(F.expr(f"count(1) AS {name}"))
+def _new_counts(new_keys: DataFrame) -> DataFrame:
+    """How many new members each group (``event_date``, ``group_key``) gained, per metric: one aggregation for
+    every metric (column ``_new_<metric>``), where one per metric would scan and aggregate the keys six times.
+
+    The groups of different metrics may share a key (a page named like an action): each metric still counts
+    only its own members, in its own column.
+    """
+    counts = [F.expr(f"count_if(metric = '{metric}') AS _new_{metric}") for metric in _METRICS]
+    return new_keys.groupBy("event_date", "group_key").agg(*counts)
 
 
-def _with(base: DataFrame, extra: DataFrame, group: list[str], columns: list[str]) -> DataFrame:
-    """``base`` (rows of ``event_date`` and the ``group`` columns) with ``extra``'s counts of its groups (0 for none).
+def _with(base: DataFrame, new_counts: DataFrame, group: list[str], columns: dict[str, str]) -> DataFrame:
+    """``base`` (rows of ``event_date`` and the ``group`` columns) with the new members of its groups, as
+    ``columns`` (column: metric) name them (0 for none).
 
     The groups are matched on the key :func:`member_keys` gave them (the group's columns as a JSON array), made
     here once per group: parsing each key back into columns would run per key row, before the aggregation.
     """
     keyed = base.selectExpr("*", f"{_json_array(*group) if group else _WHOLE_DAY} AS group_key")
-    joined = keyed.join(extra, ["event_date", "group_key"], "left")
-    return joined.selectExpr(*[f"`{c}`" for c in base.columns], *[f"CAST(coalesce({c}, 0) AS BIGINT) AS {c}" for c in columns])
+    joined = keyed.join(new_counts, ["event_date", "group_key"], "left")
+    added = [f"CAST(coalesce(_new_{metric}, 0) AS BIGINT) AS {column}" for column, metric in columns.items()]
+    return joined.selectExpr(*[f"`{c}`" for c in base.columns], *added)
 
 
 def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
@@ -193,35 +206,29 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     Rows of groups the batch touched only; ``conversion_rate`` is the batch's own (it is recomputed from the
     sums when an existing row grows, see :data:`DERIVED`).
     """
+    new_counts = _new_counts(new_keys)
     by_day = silver.groupBy("event_date").agg(
         F.count(F.lit(1)).alias("events"),
         *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
     )
-    kpis = by_day
-    for metric in ("active_users", "sessions", "converted_sessions"):
-        source = {"active_users": "users"}.get(metric, metric)
-        kpis = _with(kpis, _new(new_keys, source, metric), [], [metric])
-    kpis = kpis.selectExpr(
+    kpis = _with(
+        by_day, new_counts, [], {"active_users": "users", "sessions": "sessions", "converted_sessions": "converted_sessions"}
+    ).selectExpr(
         "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
-    funnel = _with(
-        _steps_of_days(silver),
-        _new(new_keys, "funnel_sessions", "sessions"),
-        ["step"],
-        ["sessions"],
-    )
+    funnel = _with(_steps_of_days(silver), new_counts, ["step"], {"sessions": "funnel_sessions"})
     dims = [F.expr(f"coalesce({d}, '{UNKNOWN}') AS {d}") for d in _DIMENSIONS]
     traffic = _with(
         silver.groupBy("event_date", *dims).agg(F.expr("count(1) AS events")),
-        _new(new_keys, "traffic_users", "active_users"),
+        new_counts,
         list(_DIMENSIONS),
-        ["active_users"],
+        {"active_users": "traffic_users"},
     )
     pages = _with(
         silver.filter("action = 'view'").groupBy("event_date", "page").agg(F.expr("count(1) AS views")),
-        _new(new_keys, "page_users", "unique_users"),
+        new_counts,
         ["page"],
-        ["unique_users"],
+        {"unique_users": "page_users"},
     )
     return {
         "gold.daily_kpis": kpis,
