@@ -50,6 +50,9 @@ _MICROS_PER_DAY = 86_400_000_000
 _FRACTION = re.compile(r"\d*").match
 _NOTHING: frozenset[str] = frozenset()
 _SCRUB_CACHE_SIZE = 100_000
+# Free text already scrubbed, per HMAC key, for every reader in this process: Spark unpickles a new reader for
+# each task, and a Python worker runs many tasks, so a reader's own memory would start empty every task.
+_SCRUBBED: dict[bytes, dict[str, str]] = {}
 
 
 def contract_columns(schema: dict[str, Any] | None = None) -> list[tuple[str, str]]:
@@ -142,7 +145,7 @@ class ContractReader:
             if contract.spark_type_name(prop) == "string" and not {"format", "pattern", "enum"} & set(prop)
         )
         self._payload = [name for name, _ in self._columns if name != "ingest_time"]
-        self._scrubbed: dict[str, str] = {}
+        self._scrubbed = _SCRUBBED.setdefault(self.hmac_key, {})
         self._convert = self._converters()
 
     def _scrub(self, text: str) -> str:
