@@ -176,18 +176,17 @@ def member_keys(silver: DataFrame) -> DataFrame:
     return keys.selectExpr("*", f"{_KEY} AS key")
 
 
-def _new_counts(new_keys: DataFrame) -> DataFrame:
-    """How many new members each group (``event_date``, ``group_key``) gained, per metric: one aggregation for
-    every metric (column ``_new_<metric>``), where one per metric would scan and aggregate the keys six times.
-
-    The groups of different metrics may share a key (a page named like an action): each metric still counts
-    only its own members, in its own column.
+def _new_counts(new_keys: DataFrame, metrics: list[str]) -> DataFrame:
+    """How many new members each group (``event_date``, ``group_key``) of each of ``metrics`` gained, in a column
+    ``_new_<metric>`` each: one aggregation of only those metrics' keys, however many metrics a table counts.
+    (Every table's metrics share one kind of group, so their keys never mean different groups.)
     """
-    counts = [F.expr(f"count_if(metric = '{metric}') AS _new_{metric}") for metric in _METRICS]
-    return new_keys.groupBy("event_date", "group_key").agg(*counts)
+    listed = ", ".join(f"'{metric}'" for metric in metrics)
+    counts = [F.expr(f"count_if(metric = '{metric}') AS _new_{metric}") for metric in metrics]
+    return new_keys.filter(f"metric IN ({listed})").groupBy("event_date", "group_key").agg(*counts)
 
 
-def _with(base: DataFrame, new_counts: DataFrame, group: list[str], columns: dict[str, str]) -> DataFrame:
+def _with(base: DataFrame, new_keys: DataFrame, group: list[str], columns: dict[str, str]) -> DataFrame:
     """``base`` (rows of ``event_date`` and the ``group`` columns) with the new members of its groups, as
     ``columns`` (column: metric) name them (0 for none).
 
@@ -195,7 +194,7 @@ def _with(base: DataFrame, new_counts: DataFrame, group: list[str], columns: dic
     here once per group: parsing each key back into columns would run per key row, before the aggregation.
     """
     keyed = base.selectExpr("*", f"{_json_array(*group) if group else _WHOLE_DAY} AS group_key")
-    joined = keyed.join(new_counts, ["event_date", "group_key"], "left")
+    joined = keyed.join(_new_counts(new_keys, list(columns.values())), ["event_date", "group_key"], "left")
     added = [f"CAST(coalesce(_new_{metric}, 0) AS BIGINT) AS {column}" for column, metric in columns.items()]
     return joined.selectExpr(*[f"`{c}`" for c in base.columns], *added)
 
@@ -206,27 +205,26 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     Rows of groups the batch touched only; ``conversion_rate`` is the batch's own (it is recomputed from the
     sums when an existing row grows, see :data:`DERIVED`).
     """
-    new_counts = _new_counts(new_keys)
     by_day = silver.groupBy("event_date").agg(
         F.count(F.lit(1)).alias("events"),
         *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
     )
     kpis = _with(
-        by_day, new_counts, [], {"active_users": "users", "sessions": "sessions", "converted_sessions": "converted_sessions"}
+        by_day, new_keys, [], {"active_users": "users", "sessions": "sessions", "converted_sessions": "converted_sessions"}
     ).selectExpr(
         "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
-    funnel = _with(_steps_of_days(silver), new_counts, ["step"], {"sessions": "funnel_sessions"})
+    funnel = _with(_steps_of_days(silver), new_keys, ["step"], {"sessions": "funnel_sessions"})
     dims = [F.expr(f"coalesce({d}, '{UNKNOWN}') AS {d}") for d in _DIMENSIONS]
     traffic = _with(
         silver.groupBy("event_date", *dims).agg(F.expr("count(1) AS events")),
-        new_counts,
+        new_keys,
         list(_DIMENSIONS),
         {"active_users": "traffic_users"},
     )
     pages = _with(
         silver.filter("action = 'view'").groupBy("event_date", "page").agg(F.expr("count(1) AS views")),
-        new_counts,
+        new_keys,
         ["page"],
         {"unique_users": "page_users"},
     )
