@@ -48,6 +48,9 @@ LOG_DIR = landing_data.BENCH_ROOT / "logs"
 # Both of the JIT's tiers (the JVM's default), for the measurement that compares them with the local runtime's
 # first tier only (lakehouse_local.session.FIRST_TIER_JIT): a later flag overrides the runtime's.
 BOTH_TIERS_JIT = "-XX:TieredStopAtLevel=4"
+# G1 (the JVM's default collector), for the measurement that compares it with the local runtime's parallel collector
+# (lakehouse_local.session.THROUGHPUT_GC): two collectors cannot both be selected, so the runtime's is turned off.
+G1_GC = "-XX:-UseParallelGC -XX:+UseG1GC"
 
 
 def measure(name: str, *args: str, timeout: float, module: str = "benchmarks.scenarios", java_options: str = "",
@@ -130,7 +133,8 @@ def run_capacity(events: int, rate: float, timeout: float) -> dict:
     """Each layer alone, in micro-batches of the freshness run's size: CPU per event and cores needed at ``rate``."""
     args = ("--events", str(events), "--rate", str(rate), "--files-per-trigger", "5", "--table-files-per-trigger", "3",
             "--gold-table-files-per-trigger", "3")
-    return {"run": measure("capacity", *args, timeout=timeout)}
+    return {"run": measure("capacity", *args, timeout=timeout),
+            "run_g1": measure("capacity", *args, timeout=timeout, java_options=G1_GC, label="-g1")}
 
 
 def run_state(sizes: list[int], batch_files: int, timeout: float) -> dict:

@@ -55,12 +55,12 @@ def test_the_connect_server_gets_few_settings_so_pyspark_keeps_them_all(tmp_path
 
 
 def test_the_pipelines_jvm_compiles_as_the_local_sessions_do_with_flags_of_your_own_last(tmp_path, monkeypatch):
-    from lakehouse_local.session import FIRST_TIER_JIT, JAVA_OPTIONS_ENV
+    from lakehouse_local.session import FIRST_TIER_JIT, JAVA_OPTIONS_ENV, THROUGHPUT_GC
 
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Dexisting=1")
     monkeypatch.setenv(JAVA_OPTIONS_ENV, "-XX:TieredStopAtLevel=4")
     flags = LocalPipeline(tmp_path).environment()["JAVA_TOOL_OPTIONS"]
-    assert flags == f"-Dexisting=1 {FIRST_TIER_JIT} -XX:TieredStopAtLevel=4"
+    assert flags == f"-Dexisting=1 {FIRST_TIER_JIT} {THROUGHPUT_GC} -XX:TieredStopAtLevel=4"
 
 
 def test_only_lines_that_end_something_are_echoed():

@@ -78,11 +78,18 @@ def test_the_local_jvm_compiles_with_the_first_tier_and_keeps_room_for_a_long_ru
     assert reserved >= 240 * 1024 * 1024, f"{reserved / 2**20:.0f} MB reserved for compiled code"
 
 
+def test_the_local_jvm_collects_garbage_with_the_parallel_collector(spark):
+    """G1, the JVM's default, slowed Spark's tasks with its write barriers; the parallel collector does not."""
+    management = spark._jvm.java.lang.management.ManagementFactory
+    collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors
+
+
 def test_java_options_of_your_own_are_added_to_the_runtimes(monkeypatch):
     from lakehouse_local.session import JAVA_OPTIONS_ENV, session_conf
 
     monkeypatch.delenv(JAVA_OPTIONS_ENV, raising=False)
-    assert session_conf()["spark.driver.extraJavaOptions"].split()[-1] == "-XX:ReservedCodeCacheSize=240m"
+    assert session_conf()["spark.driver.extraJavaOptions"].split()[-1] == "-XX:+UseParallelGC"
     monkeypatch.setenv(JAVA_OPTIONS_ENV, " -XX:TieredStopAtLevel=4  -XX:StartFlightRecording=filename=run.jfr ")
     flags = session_conf()["spark.driver.extraJavaOptions"].split()
     # Last, so that a flag of your own overrides the runtime's (the JVM takes the last of a repeated -XX flag).
