@@ -176,27 +176,26 @@ def member_keys(silver: DataFrame) -> DataFrame:
     return keys.selectExpr("*", f"{_KEY} AS key")
 
 
-def _new_counts(new_keys: DataFrame, metrics: list[str]) -> DataFrame:
-    """How many new members each group (``event_date``, ``group_key``) of each of ``metrics`` gained, in a column
-    ``_new_<metric>`` each: one aggregation of only those metrics' keys, however many metrics a table counts.
-    (Every table's metrics share one kind of group, so their keys never mean different groups.)
+def _grown(events: DataFrame, new_keys: DataFrame, group: list[str], counts: dict[str, str],
+           members: dict[str, str], carried: tuple[str, ...] = ()) -> DataFrame:
+    """What each group of ``events`` (``event_date`` and the ``group`` columns) grows by: ``counts`` (column: the
+    condition an event meets to be counted) and its new members (column: metric) among ``new_keys``.
+
+    The events and the new keys of those metrics meet in one aggregation on the group's key (its columns as a JSON
+    array, as :func:`member_keys` made it): joined, each side was aggregated on its own and one of them broadcast,
+    a Spark job more per table. The group's columns (and ``carried``, which the group determines) come from its
+    events; a group has new members only where the batch has events, and only groups with events are kept.
     """
-    listed = ", ".join(f"'{metric}'" for metric in metrics)
-    counts = [F.expr(f"count_if(metric = '{metric}') AS _new_{metric}") for metric in metrics]
-    return new_keys.filter(f"metric IN ({listed})").groupBy("event_date", "group_key").agg(*counts)
-
-
-def _with(base: DataFrame, new_keys: DataFrame, group: list[str], columns: dict[str, str]) -> DataFrame:
-    """``base`` (rows of ``event_date`` and the ``group`` columns) with the new members of its groups, as
-    ``columns`` (column: metric) name them (0 for none).
-
-    The groups are matched on the key :func:`member_keys` gave them (the group's columns as a JSON array), made
-    here once per group: parsing each key back into columns would run per key row, before the aggregation.
-    """
-    keyed = base.selectExpr("*", f"{_json_array(*group) if group else _WHOLE_DAY} AS group_key")
-    joined = keyed.join(_new_counts(new_keys, list(columns.values())), ["event_date", "group_key"], "left")
-    added = [f"CAST(coalesce(_new_{metric}, 0) AS BIGINT) AS {column}" for column, metric in columns.items()]
-    return joined.selectExpr(*[f"`{c}`" for c in base.columns], *added)
+    listed = ", ".join(f"'{metric}'" for metric in members.values())
+    keyed = events.selectExpr("*", f"{_json_array(*group) if group else _WHOLE_DAY} AS group_key")
+    keys = new_keys.filter(f"metric IN ({listed})").select("event_date", "group_key", "metric")
+    grown = keyed.unionByName(keys, allowMissingColumns=True).groupBy("event_date", "group_key").agg(
+        *[F.expr(f"max(`{column}`) AS `{column}`") for column in (*group, *carried)],
+        F.expr("count_if(metric IS NULL) AS _events"),
+        *[F.expr(f"count_if(metric IS NULL AND ({condition})) AS {column}") for column, condition in counts.items()],
+        *[F.expr(f"count_if(metric = '{metric}') AS {column}") for column, metric in members.items()],
+    )
+    return grown.filter("_events > 0").drop("group_key", "_events")
 
 
 def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
@@ -205,29 +204,22 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     Rows of groups the batch touched only; ``conversion_rate`` is the batch's own (it is recomputed from the
     sums when an existing row grows, see :data:`DERIVED`).
     """
-    by_day = silver.groupBy("event_date").agg(
-        F.count(F.lit(1)).alias("events"),
-        *[_count_action(action).alias(column) for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)],
-    )
-    kpis = _with(
-        by_day, new_keys, [], {"active_users": "users", "sessions": "sessions", "converted_sessions": "converted_sessions"}
+    actions = {column: f"action = '{action}'" for action, column in zip(ACTIONS, _ACTION_COLUMNS, strict=True)}
+    kpis = _grown(
+        silver.select("event_date", "action"), new_keys, [], {"events": "true", **actions},
+        {"active_users": "users", "sessions": "sessions", "converted_sessions": "converted_sessions"},
     ).selectExpr(
         "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
-    funnel = _with(_steps_of_days(silver), new_keys, ["step"], {"sessions": "funnel_sessions"})
-    dims = [F.expr(f"coalesce({d}, '{UNKNOWN}') AS {d}") for d in _DIMENSIONS]
-    traffic = _with(
-        silver.groupBy("event_date", *dims).agg(F.expr("count(1) AS events")),
-        new_keys,
-        list(_DIMENSIONS),
-        {"active_users": "traffic_users"},
+    steps = ", ".join(f"named_struct('step', '{action}', 'step_order', {order})" for order, action in enumerate(ACTIONS, 1))
+    funnel = _grown(silver.selectExpr("event_date", f"inline(array({steps}))"), new_keys, ["step"], {},
+                    {"sessions": "funnel_sessions"}, carried=("step_order",))
+    traffic = _grown(
+        silver.selectExpr("event_date", *[f"coalesce({d}, '{UNKNOWN}') AS {d}" for d in _DIMENSIONS]),
+        new_keys, list(_DIMENSIONS), {"events": "true"}, {"active_users": "traffic_users"},
     )
-    pages = _with(
-        silver.filter("action = 'view'").groupBy("event_date", "page").agg(F.expr("count(1) AS views")),
-        new_keys,
-        ["page"],
-        {"unique_users": "page_users"},
-    )
+    pages = _grown(silver.filter("action = 'view'").select("event_date", "page"), new_keys, ["page"],
+                   {"views": "true"}, {"unique_users": "page_users"})
     return {
         "gold.daily_kpis": kpis,
         "gold.events_per_minute": events_per_minute(silver),
