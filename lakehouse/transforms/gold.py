@@ -65,15 +65,18 @@ def events_per_minute(silver: DataFrame) -> DataFrame:
     )
 
 
+# The funnel's steps, in order, as SQL structs (step, step_order).
+_STEPS = ", ".join(f"named_struct('step', '{action}', 'step_order', {order})" for order, action in enumerate(ACTIONS, 1))
+
+
 def _steps_of_days(silver: DataFrame) -> DataFrame:
     """Every funnel step (``step``, ``step_order``) of every day in ``silver``.
 
     Column expressions and an aggregation only: a pipeline's query function may not create a DataFrame or
     deduplicate one (Spark Connect analyses the frame for either, which Lakeflow refuses there).
     """
-    steps = ", ".join(f"named_struct('step', '{action}', 'step_order', {order})" for order, action in enumerate(ACTIONS, 1))
     days = silver.groupBy("event_date").agg(F.count(F.lit(1)).alias("_events"))
-    return days.selectExpr("event_date", f"inline(array({steps}))")
+    return days.selectExpr("event_date", f"inline(array({_STEPS}))")
 
 
 def funnel_daily(silver: DataFrame) -> DataFrame:
@@ -211,8 +214,7 @@ def increments(silver: DataFrame, new_keys: DataFrame) -> dict[str, DataFrame]:
     ).selectExpr(
         "*", "CASE WHEN sessions > 0 THEN converted_sessions / sessions ELSE CAST(0 AS DOUBLE) END AS conversion_rate"
     )
-    steps = ", ".join(f"named_struct('step', '{action}', 'step_order', {order})" for order, action in enumerate(ACTIONS, 1))
-    funnel = _grown(silver.selectExpr("event_date", f"inline(array({steps}))"), new_keys, ["step"], {},
+    funnel = _grown(silver.selectExpr("event_date", f"inline(array({_STEPS}))"), new_keys, ["step"], {},
                     {"sessions": "funnel_sessions"}, carried=("step_order",))
     traffic = _grown(
         silver.selectExpr("event_date", *[f"coalesce({d}, '{UNKNOWN}') AS {d}" for d in _DIMENSIONS]),
