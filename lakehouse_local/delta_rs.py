@@ -383,19 +383,38 @@ def read_matching(
     partition_columns = [c for c in table.metadata().partition_columns if c in (columns or full.names)]
     read = sorted({key, *(c for c in (columns or full.names) if c not in partition_columns)})
     values_of = _partition_values(table, location, partition_columns, full) if partition_columns else {}
-    kept = []
-    # Filtered batch by batch (a scan filter would also compare the files' string_view statistics),
-    # one file and one batch ahead: with pyarrow's default read-ahead the peak grows with the table.
+    # The files of each partition, scanned together (an unpartitioned table is one group).
+    groups: dict[tuple, list[str]] = {}
     for fragment in dataset.get_fragments():
-        for batch in fragment.to_batches(schema=schema, columns=read, batch_readahead=1):
-            batch = batch.filter(pc.is_in(batch.column(key), value_set=wanted))
-            for column in partition_columns:
-                value = values_of[fragment.path][column]
-                batch = batch.append_column(full.field(column), pa.array([value] * batch.num_rows, value.type))
-            kept.append(batch)
+        values = values_of.get(fragment.path, {})
+        groups.setdefault(tuple(values.get(c) for c in partition_columns), []).append(fragment.path)
+    kept = []
+    # A semi join per partition: the keys' hash table is built once (a filter per row group would build it
+    # again for every row group), and the files are scanned a row group at a time with a bounded read-ahead,
+    # so only the matching rows are held however large the table grows.
+    for values, paths in groups.items():
+        part = ds.dataset(paths, format="parquet", filesystem=LocalFileSystem(), schema=schema)
+        matched = _semi_join(part, read, pa.table({key: wanted}), key)
+        for column, value in zip(partition_columns, values, strict=True):
+            matched = matched.append_column(full.field(column), pa.array([value] * matched.num_rows, value.type))
+        kept.append(matched)
     if not kept:
         return full.empty_table().select(columns or full.names)
-    return pa.Table.from_batches(kept).select(columns or full.names)
+    return pa.concat_tables([rows.select(columns or full.names) for rows in kept])
+
+
+def _semi_join(dataset, columns: list[str], keys: pa.Table, key: str) -> pa.Table:
+    """The rows of ``dataset`` (its ``columns``) whose ``key`` is in ``keys``: an Acero left semi join."""
+    import pyarrow.acero as acero
+
+    scan = acero.Declaration.from_sequence([
+        acero.Declaration("scan", acero.ScanNodeOptions(dataset, columns=columns, batch_readahead=1, fragment_readahead=1)),
+        # The scan adds its own fields (__filename, ...): keep the columns asked for.
+        acero.Declaration("project", acero.ProjectNodeOptions([pc.field(c) for c in columns], columns)),
+    ])
+    wanted = acero.Declaration("table_source", acero.TableSourceNodeOptions(keys))
+    join = acero.Declaration("hashjoin", acero.HashJoinNodeOptions("left semi", [key], [key]), inputs=[scan, wanted])
+    return join.to_table(use_threads=True)
 
 
 def _partition_values(table, location: str, columns: list[str], schema: pa.Schema) -> dict[str, dict[str, pa.Scalar]]:

@@ -295,6 +295,15 @@ def test_read_matching_gives_partition_columns_their_values_from_the_log(tmp_pat
     assert got.to_pylist() == [{"day": datetime(2026, 11, 3).date(), "k": "c"}]
 
 
+def test_read_matching_finds_keys_in_every_file_of_every_partition(tmp_path):
+    path = str(tmp_path / "t")
+    delta_rs.write(path, _dated(["a", "b", "c"], [1, 1, 2], [1, 2, 3]), partition_by=["day"])
+    delta_rs.write(path, _dated(["d", "e", "a"], [1, 2, 3], [4, 5, 6]), partition_by=["day"], mode="append")
+    got = delta_rs.read_matching(path, "k", pa.array(["a", "d", "e", "zz"]), columns=["k", "v", "day"])
+    assert sorted((r["k"], r["v"], r["day"].day) for r in got.to_pylist()) == [
+        ("a", 1, 1), ("a", 6, 3), ("d", 4, 1), ("e", 5, 2)
+    ]
+
 def test_a_merge_within_a_partition_range_deletes_flagged_keys_and_moves_updated_rows(tmp_path):
     path = str(tmp_path / "t")
     delta_rs.write(path, _dated(["a", "b", "old"], [10, 11, 1], [1, 2, 3]), partition_by=["day"])
