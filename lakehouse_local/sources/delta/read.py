@@ -17,6 +17,7 @@ a file was written are null.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote, urlparse
@@ -31,7 +32,8 @@ from lakehouse_local.sources.delta.log import DataFile, snapshot_files
 from lakehouse_local.sources.options import SourceOptions
 
 MAX_PARTITION_BYTES = 128 * 1024 * 1024
-MAX_FILES_PER_PARTITION = 256
+# What opening a file costs, counted as bytes when files are packed (Spark's spark.sql.files.openCostInBytes).
+OPEN_COST_BYTES = 4 * 1024 * 1024
 # A file smaller than this is read whole by one task, however few files a read has.
 MIN_SPLIT_BYTES = 4 * 1024 * 1024
 # A streaming read counts a file larger than the first as runs of row groups of about the second (see ``pieces``).
@@ -54,24 +56,24 @@ class DeltaFilesPartition(InputPartition):
 
 
 def group_files(table: str, files: Sequence[DataFile], *, cores: int | None = None) -> list[DeltaFilesPartition]:
-    """Files packed in order into partitions of at most 128 MiB (and 256 files) each; when there are fewer
-    files than ``cores`` (default: this machine's), each file of at least 4 MiB is split by row group into
-    up to ``cores`` partitions."""
+    """Files in order, in partitions of about equal bytes (each file counted with ``OPEN_COST_BYTES`` more):
+    one per core (``cores``, default: this machine's), or more where a partition would exceed 128 MiB, so a
+    read of many small files gives every core a task, as Spark's file sources do. When there are fewer files
+    than cores, each file of at least 4 MiB is split by row group into up to ``cores`` partitions."""
     cores = cores or os.cpu_count() or 1
     if 0 < len(files) < cores:
         return [part for data_file in files for part in _split(table, data_file, cores)]
-    partitions: list[DeltaFilesPartition] = []
-    current: list[DataFile] = []
-    size = 0
-    for data_file in files:
-        if current and (size + data_file.size > MAX_PARTITION_BYTES or len(current) >= MAX_FILES_PER_PARTITION):
-            partitions.append(DeltaFilesPartition(table, current))
-            current, size = [], 0
-        current.append(data_file)
-        size += data_file.size
-    if current:
-        partitions.append(DeltaFilesPartition(table, current))
-    return partitions
+    costs = [data_file.size + OPEN_COST_BYTES for data_file in files]
+    total = sum(costs)
+    count = max(cores, math.ceil(total / MAX_PARTITION_BYTES))
+    width = total / count
+    groups: list[list[DataFile]] = [[] for _ in range(count)]
+    before = 0
+    for data_file, cost in zip(files, costs, strict=True):
+        # A file goes to the partition its middle falls in: partitions stay contiguous and about equal.
+        groups[min(count - 1, int((before + cost / 2) // width))].append(data_file)
+        before += cost
+    return [DeltaFilesPartition(table, group) for group in groups if group]
 
 
 def pieces(

@@ -141,9 +141,32 @@ def test_a_read_of_fewer_files_than_cores_splits_large_files_by_row_group_and_lo
     rows = pa.Table.from_batches([b for p in parts for b in read_files(p, schema)])
     assert sorted(rows.column("n").to_pylist()) == sorted([*range(5_500), *range(10)])
 
-    # As many files as cores: packed whole, as before.
-    assert [(len(p.files), p.row_groups) for p in group_files(path, files, cores=2)] == [(2, None)]
+    # As many files as cores: a whole file per task.
+    assert [(len(p.files), p.row_groups) for p in group_files(path, files, cores=2)] == [(1, None), (1, None)]
     assert len(group_files(path, files[:1], cores=2)) == 2
+
+
+def test_a_read_of_many_small_files_gives_every_core_a_task_in_file_order(tmp_path):
+    from lakehouse_local.sources.delta.log import DataFile
+    from lakehouse_local.sources.delta.read import MAX_PARTITION_BYTES
+
+    mib = 1024 * 1024
+    files = [DataFile(path=f"f{i}.parquet", size=mib + i, partition_values=(), modification_time=0) for i in range(28)]
+    parts = group_files("t", files, cores=2)
+    assert [len(p.files) for p in parts] == [14, 14]
+    assert [f for p in parts for f in p.files] == files  # contiguous, in order
+
+    # Unequal sizes: bytes (with each file's open cost) stay about equal, whole files only.
+    uneven = [DataFile(path=f"u{i}.parquet", size=s * mib, partition_values=(), modification_time=0) for i, s in enumerate([40, 1, 1, 1, 30, 1])]
+    assert [[f.path for f in p.files] for p in group_files("t", uneven, cores=2)] == [
+        ["u0.parquet", "u1.parquet"], ["u2.parquet", "u3.parquet", "u4.parquet", "u5.parquet"]
+    ]
+
+    # A read larger than a partition may hold: more partitions than cores, none above the limit by much.
+    large = [DataFile(path=f"l{i}.parquet", size=60 * mib, partition_values=(), modification_time=0) for i in range(10)]
+    parts = group_files("t", large, cores=2)
+    assert len(parts) == 5
+    assert all(sum(f.size for f in p.files) <= MAX_PARTITION_BYTES for p in parts)
 
 
 def test_stream_offsets_split_versions_by_file_count_and_stop_at_the_latest_version(tmp_path):
