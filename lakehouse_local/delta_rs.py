@@ -357,7 +357,6 @@ def read_matching(
 
     ``partitions`` (column, first, last) reads only the partitions whose value lies in that range.
     """
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
 
