@@ -371,12 +371,11 @@ def read_matching(
     files = [table_path(uri) for uri in table.file_uris(file_pruning_predicate=filters)]
     if not files:
         return table.to_pyarrow_table(columns=columns, filesystem=SubTreeFileSystem(location, LocalFileSystem()))
-    # The snapshot's data files as a plain Parquet dataset, text read as string: pyarrow's filter
-    # kernels do not take the string_view type the files (and delta-rs's own dataset) carry.
+    # The snapshot's data files as a plain Parquet dataset, text read as string: pyarrow's kernels
+    # do not all take the string_view type the files (and delta-rs's own dataset) carry.
     stored = ds.dataset(files, format="parquet", filesystem=LocalFileSystem()).schema
     schema = pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f for f in stored])
-    dataset = ds.dataset(files, format="parquet", filesystem=LocalFileSystem(), schema=schema)
-    wanted = values.cast(schema.field(key).type)
+    wanted = pa.table({key: values.cast(schema.field(key).type)})
     # Partition columns are not in the files: their values come from the log, file by file.
     full = pa.schema(table.schema().to_arrow())
     partition_columns = [c for c in table.metadata().partition_columns if c in (columns or full.names)]
@@ -384,16 +383,15 @@ def read_matching(
     values_of = _partition_values(table, location, partition_columns, full) if partition_columns else {}
     # The files of each partition, scanned together (an unpartitioned table is one group).
     groups: dict[tuple, list[str]] = {}
-    for fragment in dataset.get_fragments():
-        values = values_of.get(fragment.path, {})
-        groups.setdefault(tuple(values.get(c) for c in partition_columns), []).append(fragment.path)
+    for file in files:
+        groups.setdefault(tuple(values_of[file][c] for c in partition_columns), []).append(file)
     kept = []
     # A semi join per partition: the keys' hash table is built once (a filter per row group would build it
     # again for every row group), and the files are scanned a row group at a time with a bounded read-ahead,
     # so only the matching rows are held however large the table grows.
     for values, paths in groups.items():
         part = ds.dataset(paths, format="parquet", filesystem=LocalFileSystem(), schema=schema)
-        matched = _semi_join(part, read, pa.table({key: wanted}), key)
+        matched = _semi_join(part, read, wanted, key)
         for column, value in zip(partition_columns, values, strict=True):
             matched = matched.append_column(full.field(column), pa.array([value] * matched.num_rows, value.type))
         kept.append(matched)
