@@ -10,6 +10,7 @@ from benchmarks import compaction, discovery, model, scaling, stream_start
 
 SCENARIOS = (
     "ingest", "pipeline", "freshness", "capacity", "state", "scaling", "producer", "discovery", "model", "compaction", "stream_start",
+    "silver_steps",
 )
 
 FRESHNESS_RUNS = (
@@ -141,7 +142,19 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         rows += compaction.summary_rows(s["compaction"]["run"])
     if "stream_start" in s:
         rows += stream_start.summary_rows(s["stream_start"]["run"])
+    if "silver_steps" in s and "medians" in s["silver_steps"]["run"]:
+        r = s["silver_steps"]["run"]
+        rows.append((
+            f"Silver's stream job step by step · CPU µs per line over {_num(r['lines'])} lines",
+            ", ".join(f"{name} {_step_cpu(m)}" for name, m in r["medians"].items()), "", "", _load(r),
+        ))
     return rows
+
+
+def _step_cpu(medians: dict) -> str:
+    """A step's CPU per line in all, and of it the Python workers'."""
+    total = sum(medians[f"{role}_us_per_line"] for role in ("jvm", "workers", "driver"))
+    return f"{total:.1f} (Python workers {medians['workers_us_per_line']:.1f})"
 
 
 def state_flat(state: dict) -> dict | None:
@@ -346,6 +359,17 @@ def _details(name: str, section: dict) -> list[str]:
         out += compaction.details(section["run"])
     elif name == "stream_start":
         out += stream_start.details(section["run"])
+    elif name == "silver_steps":
+        r = section["run"]
+        if not _failed(out, r):
+            out.append(f"- {r['what']}.")
+            for step, m in r["medians"].items():
+                per_round = ", ".join(f"{run['seconds']} s" for run in r["runs"][step])
+                out.append(
+                    f"  - **{step}**, {r['steps'][step]}: JVM {m['jvm_us_per_line']}, Python workers "
+                    f"{m['workers_us_per_line']}, driver {m['driver_us_per_line']} µs per line; rounds {per_round}"
+                )
+            out.append(f"- load average before/after: {r.get('load_average_before')} / {r.get('load_average_after')}")
     elif name == "producer":
         r = section["run"]
         if not _failed(out, r):

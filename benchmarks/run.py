@@ -9,7 +9,8 @@ Scenarios (``--only``): ``ingest``, ``pipeline``, ``freshness``, ``state``, ``sc
 files; :mod:`benchmarks.scaling`: a Silver lookup and a Gold batch at two table sizes), ``model``
 (:mod:`benchmarks.model`: a Gold model batch at two table sizes), ``compaction``
 (:mod:`benchmarks.compaction`: a micro-batch's table work after 100 and 1,000 micro-batches),
-``stream_start`` (:mod:`benchmarks.stream_start`: starting a stream of a Python data source), ``capacity``
+``stream_start`` (:mod:`benchmarks.stream_start`: starting a stream of a Python data source), ``silver_steps``
+(the steps of Silver's stream job one by one: CPU per line of each), ``capacity``
 (each layer alone in micro-batches of the freshness run's size: CPU per event, cores needed at its rate). Each
 measurement runs in its own process (:mod:`benchmarks.scenarios`), so every one gets a fresh JVM and
 its own memory peaks. The landing data is generated once by the producer into
@@ -182,6 +183,11 @@ def run_compaction(sizes: str, repeats: int, timeout: float) -> dict:
     return {"run": measure("compaction", *args, timeout=timeout, module="benchmarks.compaction")}
 
 
+def run_silver_steps(events: int, timeout: float) -> dict:
+    """Silver's stream job step by step over one Bronze table: what each step costs per line."""
+    return {"run": measure("silver-steps", "--events", str(events), timeout=timeout)}
+
+
 def run_stream_start(timeout: float) -> dict:
     """Starting a stream of the ``delta`` source, with pyspark's zip on the workers' path and as configured."""
     return {"run": measure("stream_start", timeout=timeout, module="benchmarks.stream_start")}
@@ -236,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files (1,000 lines) per Silver batch")
     parser.add_argument("--capacity-events", type=int, default=200_000, help="capacity: landed events")
     parser.add_argument("--producer-events", type=int, default=200_000)
+    parser.add_argument("--silver-steps-events", type=int, default=200_000, help="silver_steps: landed events")
     parser.add_argument("--lookup-sizes", default="1000000,5000000", help="scaling: Silver sizes for the lookup")
     parser.add_argument("--gold-sizes", default="100000,2000000", help="scaling: events already in the Gold day")
     parser.add_argument("--scaling-repeats", type=int, default=5)
@@ -261,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         args.freshness_duration = 20.0
         args.producer_events = 50_000
         args.capacity_events = 50_000
+        args.silver_steps_events = 50_000
         args.discovery_sizes = "1000,10000"
         args.compaction_sizes = "20,200"
         args.model_sizes, args.model_batch_events = "50000,250000", 2_000
@@ -313,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             section = run_compaction(args.compaction_sizes, args.scaling_repeats, timeout)
         elif name == "stream_start":
             section = run_stream_start(timeout)
+        elif name == "silver_steps":
+            section = run_silver_steps(args.silver_steps_events, timeout)
         else:
             section = run_producer(args.producer_events, timeout)
         section["measured_at"] = began.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -15,6 +15,9 @@ Measurements (``NAME``):
 ``freshness``          embedded S3 + producer in real time + the three notebooks on a processing-time trigger
 ``capacity``           notebooks 01, 02 and 03 one after the other in micro-batches of the freshness run's size:
                        the CPU each layer uses per event, and the cores the three need at a given rate
+``silver-steps``       the steps of Silver's stream job one by one over one Bronze table: CPU per line of each
+                       step (JVM, Python workers, driver), read → hand-off to Python → dedup verdicts → parse →
+                       rows to the driver
 ``state-bronze``       prepares ``bronze.events`` for the state measurement (not timed)
 ``state``              the Silver stream alone over that Bronze table: dedup state rows and memory per batch
 ``state-reset``        a Silver reset over that Bronze table with the widgets' default read limits: its first
@@ -363,6 +366,68 @@ def capacity(events: int, files_per_trigger: int, table_files_per_trigger: int, 
         "layers": layers,
         "cores_at_rate": round(sum(layer["cores_at_rate"] for layer in layers.values()), 2),
         "cores": os.cpu_count(),
+        "session_start_s": round(startup, 2),
+    }
+
+
+# What each step of Silver's stream job adds, cheapest first: each step's query is the step before plus one thing.
+SILVER_STEPS = (
+    ("read", "read bronze.events (the local `delta` source)"),
+    ("hand_off", "read + a `mapInArrow` that returns its input (the trip to a Python worker and back)"),
+    ("verdicts", "read + the dedup branch's `mapInArrow` (`ContractVerdicts`)"),
+    ("parse", "read + the parse (`ContractReader`)"),
+    ("to_driver", "read + the parse, its rows to the driver as Arrow (`toArrow`)"),
+)
+
+
+def silver_steps(events: int, rounds: int) -> dict:
+    """Silver's stream job taken apart over the same Bronze table: the CPU per line of reading Bronze, handing
+    its rows to a Python worker and back, the dedup branch's verdicts, the parse, and the parsed rows' trip
+    to the driver. Each query runs ``rounds`` times (the first warms the JVM and the workers), the steps
+    alternating; a step that writes nowhere runs into Spark's ``noop`` sink."""
+    from lakehouse.transforms import silver as silver_t
+    from lakehouse_local.notebooks import run_notebook
+
+    info = landing_data.ensure_landing(events)
+    spark, startup = _session()
+    lake = _fresh("silver-steps") / "lakehouse"
+    params = _parameters(info["path"], lake, files=200)
+    for name in NOTEBOOK_NAMES[:2]:
+        run_notebook(_notebook(name), spark, params)
+    bronze_path = lake / "bronze" / "events"
+    lines = _delta_rows(bronze_path)
+    bronze = spark.read.format("delta").load(str(bronze_path))
+    key = b"benchmark-hmac-key"
+    queries = {
+        "read": lambda: bronze,
+        "hand_off": lambda: bronze.mapInArrow(lambda batches: batches, bronze.schema),
+        "verdicts": lambda: silver_t.verdicts(bronze, hmac_key=key),
+        "parse": lambda: silver_t.parse(bronze, hmac_key=key),
+    }
+    runs: dict[str, list[dict]] = {name: [] for name, _ in SILVER_STEPS}
+    for _ in range(rounds):
+        for name, _ in SILVER_STEPS:
+            cpu_before, began = _SAMPLER.cpu(), time.perf_counter()
+            if name == "to_driver":
+                silver_t.parse(bronze, hmac_key=key).toArrow()
+            else:
+                queries[name]().write.format("noop").mode("overwrite").save()
+            seconds = time.perf_counter() - began
+            cpu = {role: used - cpu_before[role] for role, used in _SAMPLER.cpu().items()}
+            runs[name].append({"seconds": round(seconds, 2),
+                               **{f"{role}_us_per_line": round(1e6 * used / lines, 1) for role, used in cpu.items()}})
+    # The first round warms up; the medians are of the others.
+    medians = {
+        name: {key: round(statistics.median(r[key] for r in results[1:] or results), 1) for key in results[0]}
+        for name, results in runs.items()
+    }
+    return {
+        "what": f"each step over bronze.events of {lines:,} lines, {rounds} rounds (the first a warm-up), steps "
+                "alternating; CPU per line by process (JVM, Python workers, Python driver); medians of the warm rounds",
+        "lines": lines,
+        "steps": dict(SILVER_STEPS),
+        "runs": runs,
+        "medians": medians,
         "session_start_s": round(startup, 2),
     }
 
@@ -857,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver: max_table_files_per_trigger")
     parser.add_argument("--gold-table-files-per-trigger", type=int, default=3, help="Gold: gold_max_table_files_per_trigger")
     parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files per Silver batch")
+    parser.add_argument("--rounds", type=int, default=3, help="silver-steps: runs of each step (the first warms up)")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -878,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
             capacity, args.events, args.files_per_trigger, args.table_files_per_trigger, args.gold_table_files_per_trigger,
             args.rate,
         ),
+        "silver-steps": lambda: _measure(silver_steps, args.events, args.rounds),
         "state-bronze": lambda: state_bronze(args.events, args.state_batch_files),
         "state": lambda: _measure(state, args.events, args.state_batch_files),
         "state-reset": lambda: _measure(state, args.events, args.state_batch_files, default_limits=True, max_batches=4),
