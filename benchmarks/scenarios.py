@@ -397,21 +397,23 @@ def silver_steps(events: int, rounds: int) -> dict:
     bronze_path = lake / "bronze" / "events"
     lines = _delta_rows(bronze_path)
     bronze = spark.read.format("delta").load(str(bronze_path))
-    key = b"benchmark-hmac-key"
-    queries = {
-        "read": lambda: bronze,
-        "hand_off": lambda: bronze.mapInArrow(lambda batches: batches, bronze.schema),
-        "verdicts": lambda: silver_t.verdicts(bronze, hmac_key=key),
-        "parse": lambda: silver_t.parse(bronze, hmac_key=key),
+    hmac_key = b"benchmark-hmac-key"
+
+    def noop(frame) -> None:
+        frame.write.format("noop").mode("overwrite").save()
+
+    steps = {
+        "read": lambda: noop(bronze),
+        "hand_off": lambda: noop(bronze.mapInArrow(lambda batches: batches, bronze.schema)),
+        "verdicts": lambda: noop(silver_t.verdicts(bronze, hmac_key=hmac_key)),
+        "parse": lambda: noop(silver_t.parse(bronze, hmac_key=hmac_key)),
+        "to_driver": lambda: silver_t.parse(bronze, hmac_key=hmac_key).toArrow(),
     }
     runs: dict[str, list[dict]] = {name: [] for name, _ in SILVER_STEPS}
     for _ in range(rounds):
         for name, _ in SILVER_STEPS:
             cpu_before, began = _SAMPLER.cpu(), time.perf_counter()
-            if name == "to_driver":
-                silver_t.parse(bronze, hmac_key=key).toArrow()
-            else:
-                queries[name]().write.format("noop").mode("overwrite").save()
+            steps[name]()
             seconds = time.perf_counter() - began
             cpu = {role: used - cpu_before[role] for role, used in _SAMPLER.cpu().items()}
             runs[name].append({"seconds": round(seconds, 2),
