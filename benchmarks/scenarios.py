@@ -923,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files-per-trigger", type=int, default=200, help="Bronze: max_files_per_trigger")
     parser.add_argument("--table-files-per-trigger", type=int, default=1, help="Silver: max_table_files_per_trigger")
     parser.add_argument("--gold-table-files-per-trigger", type=int, default=3, help="Gold: gold_max_table_files_per_trigger")
-    parser.add_argument("--state-batch-files", type=int, default=50, help="state: landed files per Silver batch")
+    parser.add_argument("--state-batch-files", type=int, default=65, help="state: landed files per Silver batch")
     parser.add_argument("--rounds", type=int, default=3, help="silver-steps: runs of each step (the first warms up)")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)
