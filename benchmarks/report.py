@@ -334,6 +334,11 @@ def _details(name: str, section: dict) -> list[str]:
                 f"{_num(r.get('state_rows_max'))}; first batches {rows[:4]}, last {rows[-3:]}"
             )
             out.append(f"  - seconds per batch: first {times[:4]}, last {times[-4:]}")
+            if r.get("rows_dropped_by_watermark") is not None and r.get("lines"):
+                out.append(
+                    f"  - lines behind the watermark (recovered as late): {_num(r['rows_dropped_by_watermark'])} of "
+                    f"{_num(r['lines'])}"
+                )
             if _rss_trend(r):
                 out.append(f"  - resident memory: {_rss_trend(r)}")
             out.append(f"  - {_memory(r)}")
