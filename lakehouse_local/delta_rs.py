@@ -255,8 +255,10 @@ def auto_compact(
     """Auto compaction after a write, for a table whose ``delta.autoOptimize.autoCompact`` property enables it.
 
     Each partition (the whole table when it has none) holding at least ``min_files`` files smaller than
-    ``max_file_size`` has them rewritten into files of up to that size (in the order they were written),
-    one commit per partition that changes no data: streaming readers skip it and app transactions stay.
+    ``max_file_size`` has them rewritten into files of up to that size, one commit per partition that
+    changes no data: streaming readers skip it and app transactions stay. delta-rs packs the files largest
+    first, so a compacted file does not keep the order its rows were written in; a stream that starts
+    from the table's snapshot reads them in that order.
     A compaction that loses a race with another writer's commit is left to the next write. Returns the
     number of files removed.
     """
