@@ -119,7 +119,7 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         if reset and "error" not in reset:
             m = reset.get("memory") or {}
             rows.append((
-                f"State · a Silver reset at {int(max(s['state']['runs'], key=int)):,} events, default read limits",
+                f"State · a Silver reset at {int(max(s['state']['runs'], key=int)):,} events over Bronze compacted, default read limits",
                 f"{'FAILED: ' if reset.get('failed') else ''}{reset.get('batches')} batches of median "
                 f"{_num(reset.get('lines_per_batch_median'))} lines; peak JVM {_num(m.get('jvm_peak_mib'))} MiB, "
                 f"driver {_num(m.get('driver_python_peak_mib'))} MiB",
