@@ -45,3 +45,36 @@ def test_a_failed_silver_steps_run_names_its_log_and_gives_no_figures():
 
     assert summary_rows(_results(failed)) == []
     assert "- failed (exit 1 after 12 s); log .lakehouse/bench/logs/silver-steps.log" in render_markdown(_results(failed))
+
+
+def _state_run(lines: int, behind: int, state_rows: int, jvm: float) -> dict:
+    batches = [{"batch": n, "input_rows": 130_000, "state_rows": state_rows, "batch_ms": 10_000, "rss_mib": None}
+               for n in range(lines // 65_000)]
+    return {
+        "lines": lines, "batches": len(batches), "seconds": 200.0, "events_per_s": 5000, "lines_per_batch": 65_000,
+        "lines_per_batch_median": 65_000, "state_rows_median": state_rows, "state_rows_max": state_rows,
+        "rows_dropped_by_watermark": behind, "per_batch": batches,
+        "memory": {"jvm_peak_mib": jvm, "driver_python_peak_mib": 500.0, "worker_peak_mib": 300.0},
+    }
+
+
+def test_state_runs_say_how_many_lines_came_behind_the_watermark_and_whether_state_and_memory_stay_flat():
+    section = {
+        "sizes": [1_000_000, 5_000_000],
+        "runs": {"1000000": _state_run(1_000_000, 5_072, 121_000, 3_000.0),
+                 "5000000": _state_run(5_000_000, 2_977_827, 58_000, 4_000.0)},
+        "reset": {"batches": 4, "lines_per_batch_median": 196_608, "memory": {"jvm_peak_mib": 3_000.0},
+                  "what": "a Silver reset (notebook 02) over bronze.events compacted", "per_batch": []},
+    }
+    results = _results({})
+    results["scenarios"] = {"state": {**section, "commit": "abc1234", "measured_at": "2026-12-03T21:00:00Z"}}
+
+    rows = {row[0]: row for row in summary_rows(results)}
+    assert rows["State · 1st size → last size"][1] == (
+        "5× the data → state rows ×0.48, JVM peak ×1.33, driver peak ×1.0, worker peak ×1.0"
+    )
+    assert rows["State · 1st size → last size"][3] == "no"
+    assert "State · a Silver reset at 5,000,000 events over Bronze compacted, default read limits" in rows
+    markdown = render_markdown(results)
+    assert "  - lines behind the watermark (recovered as late): 5,072 of 1,000,000" in markdown
+    assert "  - lines behind the watermark (recovered as late): 2,977,827 of 5,000,000" in markdown
