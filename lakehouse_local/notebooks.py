@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +134,25 @@ def _display(obj, *args, **kwargs) -> None:
         print(obj)
 
 
+_cwd_lock = threading.Lock()
+_cwd_users: list[Path] = []  # the working directory before the first running notebook, once per notebook running
+
+
 @contextlib.contextmanager
 def _working_directory(path: Path):
-    previous = Path.cwd()
-    os.chdir(path)
+    """The notebook's folder as the working directory while it runs (as on Databricks). The working
+    directory is the process's: notebooks run side by side in threads share it, and the one before
+    them is restored when the last of them ends."""
+    with _cwd_lock:
+        _cwd_users.append(_cwd_users[0] if _cwd_users else Path.cwd())
+        os.chdir(path)
     try:
         yield
     finally:
-        os.chdir(previous)
+        with _cwd_lock:
+            previous = _cwd_users.pop()
+            if not _cwd_users:
+                os.chdir(previous)
 
 
 def run_notebook(path: str | Path, spark, parameters: dict[str, str] | None = None) -> dict:

@@ -286,12 +286,16 @@ def test_bundle_files_parse_and_define_the_job_and_dashboard(bundle):
         assert path.parent.name == "resources" and path.name.endswith((".job.yml", ".dashboard.yml", ".pipeline.yml")), path
 
 
-def test_tasks_run_the_notebooks_in_order_each_after_the_one_before(job, tasks):
+def test_tasks_run_the_notebooks_in_order_and_the_two_gold_streams_side_by_side_after_silver(job, tasks):
     keys = [task["task_key"] for task in job["tasks"]]
     assert keys == list(TASKS)
     assert "depends_on" not in tasks["setup"]
+    after_silver = {"gold", "gold_model"}
     for before, after in zip(keys, keys[1:], strict=False):
-        assert tasks[after]["depends_on"] == [{"task_key": before}], f"{after} must depend on {before} only"
+        if after not in after_silver:
+            assert tasks[after]["depends_on"] == [{"task_key": before}], f"{after} must depend on {before} only"
+    for key in after_silver:
+        assert tasks[key]["depends_on"] == [{"task_key": "silver"}], f"{key} must depend on silver only"
     names = [Path(task["notebook_task"]["notebook_path"]).name for task in job["tasks"]]
     assert names == [path.name for path in notebook_paths()], "the job and the local runner must run the same notebooks"
     assert names == [
